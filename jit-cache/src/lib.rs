@@ -24,6 +24,7 @@ pub mod arch;
 pub mod cache;
 pub mod disk;
 pub mod error;
+pub mod gpu;
 pub mod libs;
 pub mod nvrtc;
 pub mod spec;
@@ -31,6 +32,7 @@ pub mod spec;
 pub use arch::Arch;
 pub use cache::{CacheConfig, Image, JitCache, KernelCache, LoadedKernel, Stats};
 pub use error::{JitError, Result};
+pub use gpu::{DeviceInfo, dptr, median_gpu_us};
 pub use inventory;
 pub use spec::{KernelSpec, KernelVariant, PRELUDE, VariantFamily, registered_families};
 

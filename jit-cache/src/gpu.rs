@@ -1,0 +1,116 @@
+//! Small runtime pieces every kernel crate shares: device facts for planning, raw device
+//! pointers for launches, and GPU timing with CUDA events.
+//!
+//! Launchers take raw device pointers (`u64`) and an explicit stream, so the Rust API, the C ABI
+//! and CUDA-graph capture all go through the same code path; the typed slice wrappers only
+//! extract pointers.
+
+use crate::error::{JitError, Result};
+use cudarc::driver::{CudaContext, CudaStream, DevicePtr, sys};
+use std::sync::Arc;
+
+/// Facts about a device that launch planning needs, read once on the host.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct DeviceInfo {
+    /// Streaming multiprocessors.
+    pub sm_count: u32,
+    /// Compute capability (major, minor).
+    pub compute_capability: (u32, u32),
+    /// Shared memory a block may opt into, bytes.
+    pub max_smem_per_block: u32,
+    /// L2 cache size, bytes.
+    pub l2_bytes: u32,
+}
+
+impl DeviceInfo {
+    /// Query `ctx`'s device.
+    pub fn of(ctx: &Arc<CudaContext>) -> Result<Self> {
+        use sys::CUdevice_attribute::*;
+        let attr = |a| {
+            ctx.attribute(a)
+                .map(|v| v as u32)
+                .map_err(|e| JitError::driver("reading a device attribute", e))
+        };
+        Ok(DeviceInfo {
+            sm_count: attr(CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)?,
+            compute_capability: (
+                attr(CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR)?,
+                attr(CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR)?,
+            ),
+            max_smem_per_block: attr(CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN)?,
+            l2_bytes: attr(CU_DEVICE_ATTRIBUTE_L2_CACHE_SIZE)?,
+        })
+    }
+
+    /// An H100 SXM's figures, for host-side planning tests.
+    pub const H100: DeviceInfo = DeviceInfo {
+        sm_count: 132,
+        compute_capability: (9, 0),
+        max_smem_per_block: 227 * 1024,
+        l2_bytes: 50 * 1024 * 1024,
+    };
+}
+
+/// The raw device address of a cudarc slice or view, for a launcher's argument list.
+///
+/// Event tracking is not used: our launchers order work by the stream alone, which is what
+/// CUDA-graph capture and foreign streams need. Contexts used with graphs should have event
+/// tracking disabled (`CudaContext::disable_event_tracking`).
+pub fn dptr<T>(slice: &impl DevicePtr<T>, stream: &CudaStream) -> u64 {
+    let (ptr, _sync) = slice.device_ptr(stream);
+    ptr
+}
+
+/// Median GPU time in microseconds of `iters` runs of `f` on `stream`, after `warmup` runs,
+/// each run bracketed by its own pair of CUDA events. `f(i)` gets the run index so callers can
+/// rotate inputs (fresh data per run, larger than L2).
+pub fn median_gpu_us(
+    stream: &Arc<CudaStream>,
+    warmup: usize,
+    iters: usize,
+    mut f: impl FnMut(usize) -> Result<()>,
+) -> Result<f64> {
+    for i in 0..warmup {
+        f(i)?;
+    }
+    let ctx = stream.context();
+    let flags = Some(sys::CUevent_flags::CU_EVENT_DEFAULT);
+    let ev = |_| {
+        ctx.new_event(flags)
+            .map_err(|e| JitError::driver("creating a timing event", e))
+    };
+    let starts = (0..iters).map(ev).collect::<Result<Vec<_>>>()?;
+    let ends = (0..iters).map(ev).collect::<Result<Vec<_>>>()?;
+    for i in 0..iters {
+        starts[i]
+            .record(stream)
+            .map_err(|e| JitError::driver("recording an event", e))?;
+        f(warmup + i)?;
+        ends[i]
+            .record(stream)
+            .map_err(|e| JitError::driver("recording an event", e))?;
+    }
+    let mut times = starts
+        .iter()
+        .zip(&ends)
+        .map(|(s, e)| {
+            s.elapsed_ms(e)
+                .map(|ms| ms as f64 * 1e3)
+                .map_err(|e| JitError::driver("reading an event time", e))
+        })
+        .collect::<Result<Vec<f64>>>()?;
+    times.sort_by(|a, b| a.total_cmp(b));
+    Ok(times[times.len() / 2])
+}
+
+/// Device-to-device copy bandwidth in GB/s (bytes read + bytes written), the floor's yardstick.
+pub fn copy_bandwidth_gbs(stream: &Arc<CudaStream>, bytes: usize) -> Result<f64> {
+    let drv = |e| JitError::driver("measuring copy bandwidth", e);
+    let n = bytes / 4;
+    let src = stream.alloc_zeros::<u32>(n).map_err(drv)?;
+    let mut dst = stream.alloc_zeros::<u32>(n).map_err(drv)?;
+    let us = median_gpu_us(stream, 3, 20, |_| {
+        stream.memcpy_dtod(&src, &mut dst).map_err(drv)
+    })?;
+    Ok(2.0 * (n * 4) as f64 / (us * 1e3))
+}
