@@ -1,0 +1,55 @@
+//! The crate's error type.
+
+/// What can go wrong planning or launching a top-k.
+#[derive(Debug, thiserror::Error)]
+pub enum TopkError {
+    /// `k` outside `1..=MAX_K`.
+    #[error("k = {k} is out of range: 1..={max}")]
+    K {
+        /// The k asked for.
+        k: usize,
+        /// The largest supported k.
+        max: usize,
+    },
+    /// A size the kernels cannot index (rows or stride above i32::MAX, stride 0).
+    #[error("invalid shape: {0}")]
+    Shape(String),
+    /// A required device pointer is null.
+    #[error("{0} is a null pointer")]
+    Null(&'static str),
+    /// A device pointer is not aligned as its element type (or the workspace to 16 bytes).
+    #[error("{name} (0x{addr:x}) is not {align}-byte aligned")]
+    Misaligned {
+        /// The argument.
+        name: &'static str,
+        /// Its address.
+        addr: u64,
+        /// The alignment it needs.
+        align: u64,
+    },
+    /// The workspace is smaller than the plan needs.
+    #[error("workspace of {given} bytes is smaller than the {needed} bytes the plan needs")]
+    Workspace {
+        /// Bytes given.
+        given: usize,
+        /// Bytes needed ([`crate::TopkPlan::workspace_bytes`]).
+        needed: usize,
+    },
+    /// The launch arguments do not match the plan (transform kind, page table geometry).
+    #[error("arguments do not match the plan: {0}")]
+    Mismatch(String),
+    /// Compiling or loading the kernel failed.
+    #[error(transparent)]
+    Jit(#[from] dsa_jit_cache::JitError),
+    /// The launch itself failed.
+    #[error("launching {variant}: {source}")]
+    Launch {
+        /// The kernel variant.
+        variant: String,
+        /// The driver's error.
+        source: cudarc::driver::DriverError,
+    },
+}
+
+/// Result alias for this crate.
+pub type Result<T, E = TopkError> = std::result::Result<T, E>;
