@@ -95,29 +95,39 @@ __device__ __forceinline__ u32 block_scan(Shared& s, u32 v, u32& total) {
   return before;
 }
 
-// The selection state of one block: buffer fill and the admission threshold.
+// The selection state of one block: buffer fill and the admission bound.
 struct State {
-  int n;         // entries in the buffer
-  bool has_thr;  // a compaction happened: only keys beyond `thr` may enter
-  u32 thr;
+  int n;      // entries in the buffer
+  u64 admit;  // only keys >= admit can still be in the top-k (0: admit everything)
 };
 
-__device__ __forceinline__ bool admits(const State& st, u32 key, bool tie_large) {
-  return !st.has_thr || key > st.thr || (tie_large && key == st.thr);
-}
+__device__ __forceinline__ bool admits(const State& st, u32 key) { return (u64)key >= st.admit; }
 
-// Radix select over the buffer: the k-th largest key K, how many elements equal to K are in
-// the top-k (`need`) and in the buffer (`eq`). Four 8-bit passes, most significant first.
-__device__ void select_kth(Shared& s, int n, int k, u32& K, u32& need, u32& eq) {
-  u32 prefix = 0, mask = 0, want = (u32)k;
+// The k-th largest key of the buffer, found by radix select (8-bit digits, most significant
+// first). Either exact: K, with `need` of the `eq` elements equal to K in the top-k; or, when a
+// digit bin is taken whole, a bound `low` such that exactly k elements have key >= low.
+struct Kth {
+  bool exact;
+  u32 K, need, eq;
+  u64 low;
+};
+
+__device__ Kth select_kth(Shared& s, int n, int k) {
+  u32 prefix = 0, mask = 0, want = (u32)k, eq = 0;
   const int lane = threadIdx.x & 31;
 #pragma unroll 1
   for (int shift = 24; shift >= 0; shift -= 8) {
     for (int b = threadIdx.x; b < 256; b += THREADS) s.hist[b] = 0;
     __syncthreads();
-    for (int i = threadIdx.x; i < n; i += THREADS) {
-      u32 key = s.keys[i];
-      if (((key ^ prefix) & mask) == 0) atomicAdd(&s.hist[(key >> shift) & 255u], 1u);
+    // Warp-aggregated counting: lanes with the same digit add once (data concentrated in a
+    // few bins would otherwise serialise on one shared-memory address).
+    for (int base = 0; base < n; base += THREADS) {
+      const int i = base + threadIdx.x;
+      const u32 key = i < n ? s.keys[i] : 0u;
+      const bool act = i < n && ((key ^ prefix) & mask) == 0;
+      const u32 digit = (key >> shift) & 255u;
+      const u32 peers = __match_any_sync(0xffffffffu, act ? digit : (0x100u | lane));
+      if (act && (__ffs(peers) - 1) == lane) atomicAdd(&s.hist[digit], __popc(peers));
     }
     __syncthreads();
     if (threadIdx.x < 32) {
@@ -146,21 +156,25 @@ __device__ void select_kth(Shared& s, int n, int k, u32& K, u32& need, u32& eq) 
       }
     }
     __syncthreads();
-    prefix |= s.sel_bin << shift;
+    const u32 bin = s.sel_bin, need = s.sel_need;
+    eq = s.sel_eq;
+    __syncthreads();  // everyone has read sel_* before the next pass may overwrite them
+    prefix |= bin << shift;
     mask |= 255u << shift;
-    want = s.sel_need;
+    want = need;
+    if (need == eq && shift > 0) return Kth{false, 0u, 0u, 0u, (u64)prefix};  // bin taken whole
   }
-  K = prefix;
-  need = want;
-  eq = s.sel_eq;
-  __syncthreads();
+  return Kth{true, prefix, want, eq, 0ull};
 }
 
-// Keep exactly the top-k of the buffer, in index order, and raise the threshold.
+// Keep exactly the top-k of the buffer, in index order, and raise the admission bound.
 __device__ void compact(Shared& s, State& st, int k, bool tie_large) {
-  u32 K, need, eq;
-  select_kth(s, st.n, k, K, need, eq);
-  const u32 lo = tie_large ? eq - need : 0u, hi = tie_large ? eq : need;
+  const Kth t = select_kth(s, st.n, k);
+  // Kept: key >= gt_from, plus (exact only) the window [lo, hi) of the elements equal to K in
+  // index order: the first `need` (tie small) or the last `need` (tie large).
+  const u64 gt_from = t.exact ? (u64)t.K + 1 : t.low;
+  const u32 lo = t.exact && tie_large ? t.eq - t.need : 0u;
+  const u32 hi = t.exact ? (tie_large ? t.eq : t.need) : 0u;
   u32 kr[RUN], ir[RUN];
   u32 gt = 0, e = 0;
   const int base = threadIdx.x * RUN;
@@ -169,8 +183,8 @@ __device__ void compact(Shared& s, State& st, int k, bool tie_large) {
     const int i = base + j;
     kr[j] = i < st.n ? s.keys[i] : 0u;
     ir[j] = i < st.n ? s.idx[i] : 0u;
-    gt += (i < st.n && kr[j] > K);
-    e += (i < st.n && kr[j] == K);
+    gt += (i < st.n && (u64)kr[j] >= gt_from);
+    e += (i < st.n && t.exact && kr[j] == t.K);
   }
   u32 total;
   const u32 before = block_scan(s, gt | (e << 16), total);  // also the barrier after reads
@@ -179,10 +193,9 @@ __device__ void compact(Shared& s, State& st, int k, bool tie_large) {
   for (int j = 0; j < RUN; ++j) {
     const int i = base + j;
     if (i < st.n) {
-      bool is_gt = kr[j] > K, is_eq = kr[j] == K;
-      bool keep = is_gt || (is_eq && eq_before >= lo && eq_before < hi);
-      if (keep) {
-        u32 pos = gt_before + (min(max(eq_before, lo), hi) - lo);
+      const bool is_gt = (u64)kr[j] >= gt_from, is_eq = t.exact && kr[j] == t.K;
+      if (is_gt || (is_eq && eq_before >= lo && eq_before < hi)) {
+        const u32 pos = gt_before + (min(max(eq_before, lo), hi) - lo);
         s.keys[pos] = kr[j];
         s.idx[pos] = ir[j];
       }
@@ -192,8 +205,9 @@ __device__ void compact(Shared& s, State& st, int k, bool tie_large) {
   }
   __syncthreads();
   st.n = k;
-  st.has_thr = true;
-  st.thr = K;
+  // Exact: later elements (larger indices) beat the k-th only with a larger key, or an equal
+  // one under tie large. Bound: anything below `low` cannot enter.
+  st.admit = t.exact ? (u64)t.K + (tie_large ? 0 : 1) : t.low;
 }
 
 // Append this thread's admitted elements (bit v of `mask`) in index order; compacts first when
@@ -203,7 +217,7 @@ __device__ __forceinline__ void append(Shared& s, State& st, int k, bool tie_lar
   u32 mask = 0;
 #pragma unroll
   for (int v = 0; v < VEC; ++v)
-    if (((valid >> v) & 1u) && admits(st, keys[v], tie_large)) mask |= 1u << v;
+    if (((valid >> v) & 1u) && admits(st, keys[v])) mask |= 1u << v;
   u32 total;
   u32 before = block_scan(s, __popc(mask), total);
   if (st.n + (int)total > CAP) {
@@ -211,7 +225,7 @@ __device__ __forceinline__ void append(Shared& s, State& st, int k, bool tie_lar
     mask = 0;
 #pragma unroll
     for (int v = 0; v < VEC; ++v)
-      if (((valid >> v) & 1u) && admits(st, keys[v], tie_large)) mask |= 1u << v;
+      if (((valid >> v) & 1u) && admits(st, keys[v])) mask |= 1u << v;
     before = block_scan(s, __popc(mask), total);
   }
   u32 at = st.n + before;
@@ -353,7 +367,14 @@ extern "C" __global__ void __launch_bounds__(THREADS) DSA_ENTRY_SELECT(const Par
   // This part's slice of the row, in candidate positions.
   const i64 lo = len * part / p.parts, hi = len * (part + 1) / p.parts;
   const SCORE_T* rowp = reinterpret_cast<const SCORE_T*>(p.scores) + (i64)row * p.stride + start;
-  State st{0, false, 0u};
+  State st{0, 0ull};
+  if (p.parts == 1 && !p.sorted && len <= p.k) {
+    // Every candidate is in the set and the order is by index: no score needs reading.
+    const int req = p.transform == 2 ? find_request(p, row) : -1;
+    for (int j = threadIdx.x; j < p.k; j += THREADS)
+      p.out[(i64)row * p.k + j] = transform_index(p, row, req, j < len ? j : -1);
+    return;
+  }
   if (hi - lo > 0) {
     // Chunks are aligned to 16 bytes in memory, so vector loads stay aligned whatever the
     // row's start; positions outside [lo, hi) are masked.
@@ -384,7 +405,7 @@ extern "C" __global__ void __launch_bounds__(THREADS) DSA_ENTRY_MERGE(const Para
   Shared& s = *reinterpret_cast<Shared*>(smem_raw);
   const int row = blockIdx.x;
   const bool tie_large = p.tie_large != 0;
-  State st{0, false, 0u};
+  State st{0, 0ull};
   for (int part = 0; part < p.parts; ++part) {
     const i64 slot = ((i64)row * p.parts + part);
     const int cnt = p.ws_count[slot];
