@@ -171,6 +171,52 @@ fn verify_and_broadcast_inside_a_cuda_graph_on_every_rank() {
 
 #[test]
 #[ignore = "needs a CUDA GPU"]
+fn all_local_gpus_of_one_process_form_one_communicator() {
+    let world = world_size();
+    let ctxs: Vec<_> = (0..world).map(|i| CudaContext::new(i).unwrap()).collect();
+    let comms = Communicator::all_local(&ctxs, config()).unwrap();
+    assert_eq!(comms.len(), world);
+    // One thread per rank drives its communicator (a single thread would have to group calls).
+    let (rows, k) = (19usize, 2048usize);
+    let handles: Vec<_> = comms
+        .into_iter()
+        .enumerate()
+        .map(|(rank, comm)| {
+            std::thread::spawn(move || {
+                assert_eq!(
+                    (comm.rank(), comm.world_size(), comm.device()),
+                    (rank, world, rank)
+                );
+                let stream = comm.context().new_stream().unwrap();
+                let idx = upload(&stream, &indices(rows * k, 77 + rank as u64, 1 << 20));
+                let layout = WorkspaceLayout::verify(rows);
+                let ws_buf = workspace(&stream, layout);
+                let view = IndexRows::from_slice(&idx, rows, k, &stream).unwrap();
+                let ws = VerifyWorkspace::from_slice(&ws_buf, layout, &stream).unwrap();
+                comm.enforce(
+                    ConsistencyPolicy::VerifyThenBroadcast,
+                    &view,
+                    Some(&ws),
+                    &stream,
+                )
+                .unwrap();
+                let before = comm.check(&ws, &stream, false).unwrap();
+                (before, stream.clone_dtoh(&idx).unwrap())
+            })
+        })
+        .collect();
+    let rank0 = indices(rows * k, 77, 1 << 20);
+    for (rank, h) in handles.into_iter().enumerate() {
+        let (before, after) = h.join().unwrap();
+        // Ranks hold different random rows: with 2+ ranks every row differed before.
+        let expected = if world == 1 { 0 } else { rows as u32 };
+        assert_eq!(before.mismatched_rows, expected, "rank {rank}");
+        assert!(after == rank0, "rank {rank} holds rank 0's indices");
+    }
+}
+
+#[test]
+#[ignore = "needs a CUDA GPU"]
 fn simulated_ranks_on_one_gpu_give_the_exact_differing_rows() {
     // No NCCL here: the verify kernels over several index buffers, MIN-reduced on device.
     let ctx = CudaContext::new(0).unwrap();

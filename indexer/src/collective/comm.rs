@@ -475,6 +475,8 @@ impl Communicator {
 
     /// One communicator over all the given devices of this process (rank i on `ctxs[i]`),
     /// created together in one NCCL group. For tests and tools; engines pass ids or comms.
+    /// Drive each returned handle from its own thread: a collective waits for its peers, so one
+    /// thread issuing them for several ranks in turn would time out.
     pub fn all_local(ctxs: &[Arc<CudaContext>], config: CommConfig) -> Result<Vec<Self>> {
         validate_world(0, ctxs.len())?;
         let id = UniqueId::new()?;
