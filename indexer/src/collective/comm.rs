@@ -15,11 +15,9 @@
 
 use super::error::{CollectiveError, Result};
 use super::nccl::{self, Status};
-use cudarc::driver::{CudaContext, CudaSlice, CudaStream, DevicePtr};
+use cudarc::driver::{CudaContext, CudaStream};
 use cudarc::nccl::sys;
-use std::ffi::c_void;
 use std::fmt;
-use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -155,13 +153,13 @@ struct State {
     aborted: bool,
 }
 
-struct Inner {
+pub(crate) struct Inner {
     raw: sys::ncclComm_t,
     ctx: Arc<CudaContext>,
     rank: usize,
     world_size: usize,
     device: usize,
-    id: u64,
+    pub(crate) id: u64,
     owned: bool,
     config: CommConfig,
     state: Mutex<State>,
@@ -244,7 +242,7 @@ impl Inner {
     }
 
     /// One NCCL call on this communicator, completed (non-blocking mode) before returning.
-    fn call(
+    pub(crate) fn call(
         &self,
         call: &'static str,
         f: impl FnOnce(sys::ncclComm_t) -> sys::ncclResult_t,
@@ -332,10 +330,10 @@ impl Drop for Inner {
 /// A handle on one rank of an NCCL communicator, bound to one CUDA device.
 ///
 /// Cloning shares the same communicator; it is finalised and destroyed (if we own it) when the
-/// last clone and the last [`RegisteredBuffer`] on it are dropped.
+/// last clone and the last [`super::RegisteredBuffer`] on it are dropped.
 #[derive(Clone)]
 pub struct Communicator {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 impl fmt::Debug for Communicator {
@@ -654,104 +652,6 @@ impl Communicator {
             }),
             _ => Ok(()),
         }
-    }
-
-    /// Registers device memory with NCCL (`ncclCommRegister`, zero-copy collectives). The
-    /// registration is bound to this communicator: buffers made from it are refused by any
-    /// other ([`CollectiveError::ForeignBuffer`]). Deregistered on drop.
-    ///
-    /// # Safety
-    /// `ptr` must address `bytes` bytes of device memory on this communicator's device that
-    /// stay allocated until the returned registration is dropped.
-    pub unsafe fn register_raw(&self, ptr: u64, bytes: usize) -> Result<RegisteredBuffer<'static>> {
-        // SAFETY: forwarded from the caller.
-        unsafe { self.register_impl(ptr, bytes) }
-    }
-
-    /// # Safety
-    /// As [`Communicator::register_raw`], for the lifetime `'a`.
-    unsafe fn register_impl<'a>(&self, ptr: u64, bytes: usize) -> Result<RegisteredBuffer<'a>> {
-        if ptr == 0 || bytes == 0 {
-            return Err(CollectiveError::shape(
-                "ncclCommRegister",
-                "null pointer or zero bytes",
-            ));
-        }
-        let mut handle: *mut c_void = std::ptr::null_mut();
-        self.inner.call("ncclCommRegister", |c| {
-            // SAFETY: the caller promises the memory; NCCL writes one handle.
-            unsafe { sys::ncclCommRegister(c, ptr as *mut c_void, bytes, &mut handle) }
-        })?;
-        Ok(RegisteredBuffer {
-            comm: self.inner.clone(),
-            ptr,
-            bytes,
-            handle,
-            _borrow: PhantomData,
-        })
-    }
-
-    /// Registers a cudarc slice (see [`Communicator::register_raw`]); the registration borrows it.
-    pub fn register<'a, T>(
-        &self,
-        slice: &'a CudaSlice<T>,
-        stream: &CudaStream,
-    ) -> Result<RegisteredBuffer<'a>> {
-        self.check_stream(stream)?;
-        let (ptr, _sync) = slice.device_ptr(stream);
-        // SAFETY: the slice's memory is on the stream's (= our) device and is borrowed for 'a,
-        // which the registration's lifetime carries.
-        unsafe { self.register_impl(ptr, slice.num_bytes()) }
-    }
-}
-
-/// Device memory registered with one communicator (`ncclCommRegister`), bound to it.
-pub struct RegisteredBuffer<'a> {
-    comm: Arc<Inner>,
-    ptr: u64,
-    bytes: usize,
-    handle: *mut c_void,
-    _borrow: PhantomData<&'a ()>,
-}
-
-// SAFETY: the NCCL handle is an opaque token used only under the communicator's mutex.
-unsafe impl Send for RegisteredBuffer<'_> {}
-// SAFETY: shared access only reads plain fields; NCCL calls go through the mutex.
-unsafe impl Sync for RegisteredBuffer<'_> {}
-
-impl RegisteredBuffer<'_> {
-    /// The device address.
-    pub fn ptr(&self) -> u64 {
-        self.ptr
-    }
-    /// Registered bytes.
-    pub fn bytes(&self) -> usize {
-        self.bytes
-    }
-    /// Identity of the communicator it is registered with ([`Communicator::id`]).
-    pub fn comm_id(&self) -> u64 {
-        self.comm.id
-    }
-}
-
-impl fmt::Debug for RegisteredBuffer<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "RegisteredBuffer({:#x}, {} bytes, comm #{})",
-            self.ptr, self.bytes, self.comm.id
-        )
-    }
-}
-
-impl Drop for RegisteredBuffer<'_> {
-    fn drop(&mut self) {
-        let handle = self.handle;
-        // An aborted communicator has released its registrations already.
-        let _ = self.comm.call("ncclCommDeregister", |c| {
-            // SAFETY: `handle` came from ncclCommRegister on this live communicator.
-            unsafe { sys::ncclCommDeregister(c, handle) }
-        });
     }
 }
 

@@ -58,12 +58,14 @@ pub mod kernels;
 pub mod nccl;
 pub mod ops;
 pub mod policy;
+pub mod registration;
 pub mod report;
 pub mod workspace;
 
-pub use comm::{CommConfig, Communicator, RegisteredBuffer, UniqueId, validate_world};
+pub use comm::{CommConfig, Communicator, UniqueId, validate_world};
 pub use error::{CollectiveError, Result};
 pub use kernels::{VerifyKernels, simulate_ranks};
 pub use policy::ConsistencyPolicy;
+pub use registration::RegisteredBuffer;
 pub use report::VerifyReport;
 pub use workspace::{IndexRows, VerifyWorkspace, WorkspaceLayout};

@@ -4,8 +4,8 @@
 //! [`WorkspaceLayout`] on the host, once, and every launch works in them, so every operation
 //! can be captured in a CUDA graph and replayed.
 
-use super::comm::RegisteredBuffer;
 use super::error::{CollectiveError, Result};
+use super::registration::RegisteredBuffer;
 use cudarc::driver::{CudaSlice, CudaStream};
 use std::marker::PhantomData;
 
