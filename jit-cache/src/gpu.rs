@@ -20,6 +20,21 @@ pub struct DeviceInfo {
     pub max_smem_per_block: u32,
     /// L2 cache size, bytes.
     pub l2_bytes: u32,
+    /// [`name_hash`] of the device's name: identifies the GPU model in the tuning database.
+    pub name_hash: u64,
+}
+
+/// FNV-1a hash of a device name (stable across runs and builds), as in [`DeviceInfo::name_hash`].
+pub const fn name_hash(name: &str) -> u64 {
+    let bytes = name.as_bytes();
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut i = 0;
+    while i < bytes.len() {
+        h ^= bytes[i] as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        i += 1;
+    }
+    h
 }
 
 impl DeviceInfo {
@@ -39,6 +54,10 @@ impl DeviceInfo {
             ),
             max_smem_per_block: attr(CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN)?,
             l2_bytes: attr(CU_DEVICE_ATTRIBUTE_L2_CACHE_SIZE)?,
+            name_hash: name_hash(
+                &ctx.name()
+                    .map_err(|e| JitError::driver("reading the device name", e))?,
+            ),
         })
     }
 
@@ -48,6 +67,7 @@ impl DeviceInfo {
         compute_capability: (9, 0),
         max_smem_per_block: 227 * 1024,
         l2_bytes: 50 * 1024 * 1024,
+        name_hash: name_hash("NVIDIA H100 80GB HBM3"),
     };
 }
 

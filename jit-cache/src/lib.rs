@@ -19,6 +19,7 @@
 //! - `DSA_CACHE_DIR`: disk cache folder (default `$XDG_CACHE_HOME/dsa-kernels` or
 //!   `~/.cache/dsa-kernels`); `DSA_JIT_CACHE=off`: memory only.
 //! - `DSA_JIT_QUIET`: do not report compiles on stderr.
+//! - `DSA_TUNING_DB`: the tuning database file (default `tuning.json` in the cache folder).
 
 pub mod arch;
 pub mod cache;
@@ -28,6 +29,7 @@ pub mod gpu;
 pub mod libs;
 pub mod nvrtc;
 pub mod spec;
+pub mod tuning;
 
 pub use arch::Arch;
 pub use cache::{CacheConfig, Image, JitCache, KernelCache, LoadedKernel, Stats};
@@ -35,6 +37,7 @@ pub use error::{JitError, Result};
 pub use gpu::{DeviceInfo, dptr, median_gpu_us};
 pub use inventory;
 pub use spec::{KernelSpec, KernelVariant, PRELUDE, VariantFamily, registered_families};
+pub use tuning::TuningDb;
 
 /// Submit a kernel family's variant list to the registry (see [`VariantFamily`]).
 #[macro_export]

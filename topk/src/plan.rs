@@ -4,8 +4,11 @@ use crate::config::{MAX_K, TopkConfig};
 use crate::error::{Result, TopkError};
 use crate::variant::{KMAX, TopkVariant};
 use dsa_jit_cache::DeviceInfo;
+use dsa_jit_cache::tuning::{TuningDb, topk_bucket};
 
 /// Host-side tuning knobs. Every choice gives bit-identical results; only speed changes.
+/// A `None` field is taken from the tuning database ([`TuningDb`], written by `dsa tune`) for
+/// this GPU and shape bucket, else from the built-in heuristic.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Tuning {
     /// Threads per block (256, 512 or 1024); `None`: the heuristic.
@@ -39,13 +42,27 @@ const MIN_PART: usize = 8192;
 const BLOCKS_PER_SM: usize = 2;
 
 impl TopkPlan {
-    /// Plan a top-k over `rows` rows of `stride` elements on `device`.
+    /// Plan a top-k over `rows` rows of `stride` elements on `device`, consulting the
+    /// process-wide tuning database ([`TuningDb::global`]) for the knobs `tuning` leaves open.
     pub fn new(
         config: TopkConfig,
         rows: usize,
         stride: usize,
         device: &DeviceInfo,
         tuning: Tuning,
+    ) -> Result<Self> {
+        Self::with_db(config, rows, stride, device, tuning, TuningDb::global())
+    }
+
+    /// As [`TopkPlan::new`], with an explicit tuning database (`TuningDb::empty()`: the
+    /// built-in heuristic alone).
+    pub fn with_db(
+        config: TopkConfig,
+        rows: usize,
+        stride: usize,
+        device: &DeviceInfo,
+        tuning: Tuning,
+        db: &TuningDb,
     ) -> Result<Self> {
         if config.k == 0 || config.k > MAX_K {
             return Err(TopkError::K {
@@ -69,6 +86,17 @@ impl TopkPlan {
             .iter()
             .find(|&&m| m as usize >= config.k)
             .expect("MAX_K is the last class");
+        let tuned = (!db.is_empty())
+            .then(|| {
+                let bucket = topk_bucket(kmax, rows, stride);
+                db.lookup(device, "topk", &config.dtype.to_string(), &bucket)
+            })
+            .flatten();
+        let from_db = |name: &str| {
+            tuned
+                .and_then(|p| p.get(name))
+                .and_then(|&v| u32::try_from(v).ok())
+        };
         let threads = match tuning.threads {
             Some(t) if crate::variant::THREADS.contains(&t) => t,
             Some(t) => {
@@ -76,16 +104,21 @@ impl TopkPlan {
                     "threads = {t} is not 256, 512 or 1024"
                 )));
             }
-            None => 512,
+            None => from_db("threads")
+                .filter(|t| crate::variant::THREADS.contains(t))
+                .unwrap_or(512),
         };
         let max_parts = (stride / (MIN_PART_PER_K * config.k).max(MIN_PART)).max(1);
         let parts = match tuning.parts {
             Some(p) if p >= 1 => (p as usize).min(max_parts),
             Some(_) => return Err(TopkError::Shape("parts must be >= 1".into())),
-            None => {
-                let target = device.sm_count as usize * BLOCKS_PER_SM;
-                target.div_ceil(rows.max(1)).clamp(1, max_parts)
-            }
+            None => match from_db("parts").filter(|&p| p >= 1) {
+                Some(p) => (p as usize).min(max_parts),
+                None => {
+                    let target = device.sm_count as usize * BLOCKS_PER_SM;
+                    target.div_ceil(rows.max(1)).clamp(1, max_parts)
+                }
+            },
         } as u32;
         Ok(TopkPlan {
             config,
@@ -151,12 +184,14 @@ mod tests {
     use crate::config::{RequestMap, Transform};
 
     fn plan(rows: usize, stride: usize, k: usize) -> TopkPlan {
-        TopkPlan::new(
+        let db = TuningDb::empty();
+        TopkPlan::with_db(
             TopkConfig::new(k),
             rows,
             stride,
             &DeviceInfo::H100,
             Tuning::default(),
+            &db,
         )
         .unwrap()
     }

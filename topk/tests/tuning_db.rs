@@ -1,0 +1,76 @@
+//! The planner reads the tuning database (CPU only): an entry for this GPU and shape bucket
+//! fills the knobs a caller leaves open; explicit knobs, other buckets and other GPUs are not
+//! affected. One test per binary: the process-wide database is loaded once, from the env var
+//! set at its start.
+
+use dsa_jit_cache::DeviceInfo;
+use dsa_jit_cache::tuning::{Entry, TUNING_DB_ENV, TuningDb, topk_bucket};
+use dsa_topk::{ScoreDtype, TopkConfig, TopkPlan, Tuning};
+
+#[test]
+fn a_tuned_entry_is_picked_up_by_the_planner() {
+    let dev = DeviceInfo::H100;
+    let (rows, stride) = (64, 131072);
+    let heuristic = TopkPlan::with_db(
+        TopkConfig::new(2048),
+        rows,
+        stride,
+        &dev,
+        Tuning::default(),
+        &TuningDb::empty(),
+    )
+    .unwrap();
+    assert_eq!((heuristic.variant().threads, heuristic.parts()), (512, 5));
+
+    let mut db = TuningDb::empty();
+    db.upsert(Entry::new(
+        "NVIDIA H100 80GB HBM3",
+        "sm_90a",
+        "topk",
+        "f32",
+        &topk_bucket(2048, rows, stride),
+        [("threads", 1024), ("parts", 3)],
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tuning.json");
+    db.save(&path).unwrap();
+    // SAFETY: the only test of this binary sets the variable before anything reads it.
+    unsafe { std::env::set_var(TUNING_DB_ENV, &path) };
+
+    let plan = |config: TopkConfig, rows, tuning| {
+        TopkPlan::new(config, rows, stride, &dev, tuning).unwrap()
+    };
+    let tuned = plan(TopkConfig::new(2048), rows, Tuning::default());
+    assert_eq!((tuned.variant().threads, tuned.parts()), (1024, 3));
+    // Same bucket (rows 33..=64 round up to 64), explicit knobs win, other dtype is untuned.
+    assert_eq!(
+        plan(TopkConfig::new(2048), 40, Tuning::default()).parts(),
+        3
+    );
+    let explicit = Tuning {
+        threads: None,
+        parts: Some(2),
+    };
+    let mixed = plan(TopkConfig::new(2048), rows, explicit);
+    assert_eq!((mixed.variant().threads, mixed.parts()), (1024, 2));
+    let bf16 = plan(
+        TopkConfig::new(2048).dtype(ScoreDtype::Bf16),
+        rows,
+        Tuning::default(),
+    );
+    assert_eq!((bf16.variant().threads, bf16.parts()), (512, 5));
+    // Another GPU model does not see the entry.
+    let other = DeviceInfo {
+        name_hash: 1,
+        ..dev
+    };
+    let p = TopkPlan::new(
+        TopkConfig::new(2048),
+        rows,
+        stride,
+        &other,
+        Tuning::default(),
+    )
+    .unwrap();
+    assert_eq!(p.parts(), 5);
+}
