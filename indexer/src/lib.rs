@@ -1,6 +1,8 @@
 //! # dsa-indexer
 //!
-//! The DSA lightning indexer and its NCCL collective layer ([`collective`]): cross-rank
-//! consistency of the selected top-k indices under tensor parallelism.
+//! (crate doc in progress)
 
 pub mod collective;
+pub mod config;
+pub mod error;
+pub mod variant;

@@ -1,0 +1,182 @@
+//! The compiled forms of the indexer's kernels.
+
+use crate::config::{DIMS, DType, IndexerConfig, MAX_QUERY_ELEMS};
+use dsa_jit_cache::{KernelSpec, KernelVariant};
+use std::fmt;
+
+/// Warps (rows) per block of the key and query path kernels.
+pub const PREP_WARPS: u32 = 4;
+/// Warps per block of the decode scores kernel.
+pub const DECODE_WARPS: u32 = 4;
+/// Tokens (warps) per block of the prefill scores kernel.
+pub const PREFILL_WARPS: u32 = 8;
+/// Keys per shared-memory tile of the prefill scores kernel.
+pub const PREFILL_TILE: u32 = 64;
+/// Columns a decode warp scores per loop step (two MMA tiles of 8 keys).
+pub const DECODE_STEP: u32 = 16;
+
+/// The key and query path module (entry points `KEY` and `QUERY`): input dtype and head dim.
+/// RoPE style and size, page size, eps and scale format are run-time arguments.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct PrepVariant {
+    /// Element type of q, k and the LayerNorm parameters.
+    pub input: DType,
+    /// Head dim.
+    pub dim: usize,
+}
+
+/// The scores module (entry points `RAGGED` and `PAGED`): heads and head dim.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ScoresVariant {
+    /// Index heads.
+    pub heads: usize,
+    /// Head dim.
+    pub dim: usize,
+}
+
+impl PrepVariant {
+    /// The variant a config launches.
+    pub fn of(config: &IndexerConfig) -> Self {
+        PrepVariant {
+            input: config.input,
+            dim: config.dim,
+        }
+    }
+
+    /// Every supported variant.
+    pub fn all() -> Vec<PrepVariant> {
+        DType::ALL
+            .iter()
+            .flat_map(|&input| DIMS.iter().map(move |&dim| PrepVariant { input, dim }))
+            .collect()
+    }
+}
+
+impl ScoresVariant {
+    /// The variant a config launches.
+    pub fn of(config: &IndexerConfig) -> Self {
+        ScoresVariant {
+            heads: config.heads,
+            dim: config.dim,
+        }
+    }
+
+    /// Every supported variant: heads a multiple of 16 with `heads * dim <= 8192`.
+    pub fn all() -> Vec<ScoresVariant> {
+        DIMS.iter()
+            .flat_map(|&dim| {
+                (1..=MAX_QUERY_ELEMS / (16 * dim)).map(move |m| ScoresVariant { heads: 16 * m, dim })
+            })
+            .collect()
+    }
+}
+
+impl fmt::Display for PrepVariant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "indexer.prep[{},d={},warps={PREP_WARPS}]", self.input, self.dim)
+    }
+}
+
+impl fmt::Display for ScoresVariant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "indexer.scores[e4m3,h={},d={},decode_warps={DECODE_WARPS},prefill_warps={PREFILL_WARPS},tile={PREFILL_TILE}]",
+            self.heads, self.dim
+        )
+    }
+}
+
+impl KernelVariant for PrepVariant {
+    fn spec(&self) -> KernelSpec {
+        let rot_scale = dsa_hadamard::cpu::default_scale(self.dim);
+        KernelSpec::new(
+            "indexer",
+            self.to_string(),
+            include_str!("kernels/prep.cu"),
+            vec![
+                ("IN_T".into(), self.input.cuda_type().into()),
+                ("D".into(), self.dim.to_string()),
+                ("WARPS".into(), PREP_WARPS.to_string()),
+                // Shortest round-trip decimal of the f32: NVRTC parses it back to the same bits.
+                ("ROT_SCALE".into(), format!("{rot_scale:e}f")),
+            ],
+            &["KEY", "QUERY"],
+        )
+    }
+}
+
+impl KernelVariant for ScoresVariant {
+    fn spec(&self) -> KernelSpec {
+        KernelSpec::new(
+            "indexer",
+            self.to_string(),
+            include_str!("kernels/scores.cu"),
+            vec![
+                ("H".into(), self.heads.to_string()),
+                ("D".into(), self.dim.to_string()),
+                ("DWARPS".into(), DECODE_WARPS.to_string()),
+                ("PWARPS".into(), PREFILL_WARPS.to_string()),
+                ("BN".into(), PREFILL_TILE.to_string()),
+            ],
+            &["RAGGED", "PAGED"],
+        )
+    }
+}
+
+/// Every supported variant's spec (registered for the workspace compile test).
+pub fn all_specs() -> Vec<KernelSpec> {
+    let prep = PrepVariant::all().into_iter().map(|v| v.spec());
+    prep.chain(ScoresVariant::all().into_iter().map(|v| v.spec()))
+        .collect()
+}
+
+dsa_jit_cache::register_family!("indexer", all_specs);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dsa_jit_cache::{Arch, CacheConfig, JitCache};
+
+    #[test]
+    fn every_config_maps_to_a_listed_variant_with_a_unique_id() {
+        let specs = all_specs();
+        let mut ids: Vec<&str> = specs.iter().map(|s| s.id.as_str()).collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), specs.len());
+        assert!(ScoresVariant::all().contains(&ScoresVariant { heads: 64, dim: 128 }));
+        assert!(ScoresVariant::all().contains(&ScoresVariant { heads: 128, dim: 64 }));
+        assert_eq!(ScoresVariant::all().len(), 4 + 8);
+        assert_eq!(PrepVariant::all().len(), 6);
+        let c = IndexerConfig::default();
+        assert!(PrepVariant::all().contains(&PrepVariant::of(&c)));
+    }
+
+    /// NVRTC is real on CI (only the GPU is missing): every variant must compile warning-free
+    /// for every CI target and export its entry points.
+    #[test]
+    fn every_variant_compiles_cleanly_for_every_ci_target() {
+        let jit = JitCache::new(CacheConfig { dir: None });
+        for spec in all_specs() {
+            for arch in [Arch::SM80, Arch::SM90A, Arch::SM100] {
+                let image = jit
+                    .image(&spec, arch)
+                    .unwrap_or_else(|e| panic!("{} for {arch}: {e}", spec.id));
+                assert!(
+                    image.log.trim().is_empty(),
+                    "{} for {arch} logged:\n{}",
+                    spec.id,
+                    image.log
+                );
+                for (_, symbol) in &spec.entries {
+                    let found = image
+                        .bytes
+                        .windows(symbol.len())
+                        .any(|w| w == symbol.as_bytes());
+                    assert!(found, "{} for {arch} lacks {symbol}", spec.id);
+                }
+            }
+        }
+    }
+}
