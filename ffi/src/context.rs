@@ -178,10 +178,13 @@ fn stream_context(raw: DsaStream, fallback: Option<usize>) -> FfiResult<sys::CUc
 
 /// The cached `CudaContext` for a context handle, made on first use.
 fn context_for(handle: sys::CUcontext) -> FfiResult<Arc<CudaContext>> {
-    static BY_HANDLE: Lazy<RwLock<HashMap<usize, Arc<CudaContext>>>> =
-        Lazy::new(Default::default);
+    static BY_HANDLE: Lazy<RwLock<HashMap<usize, Arc<CudaContext>>>> = Lazy::new(Default::default);
     let key = handle as usize;
-    if let Some(c) = BY_HANDLE.read().unwrap_or_else(|p| p.into_inner()).get(&key) {
+    if let Some(c) = BY_HANDLE
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&key)
+    {
         return Ok(c.clone());
     }
     let (ordinal, device) = device_of(handle)?;

@@ -66,7 +66,8 @@ impl DsaHadamardParams {
     fn plan(&self) -> FfiResult<Hadamard> {
         let n = size("params.n", self.n)?;
         let input = float("params.input_dtype", self.input_dtype)?;
-        let output = match enum_value("params.output_dtype", self.output_dtype, DsaDtype::from_i32)? {
+        let output = match enum_value("params.output_dtype", self.output_dtype, DsaDtype::from_i32)?
+        {
             DsaDtype::Fp8E4m3 => Output::Fp8 {
                 group: enum_value("params.scale_group", self.scale_group, |v| match v {
                     0 => Some(ScaleGroup::Row),
@@ -77,7 +78,10 @@ impl DsaHadamardParams {
             _ => Output::Float(float("params.output_dtype", self.output_dtype)?),
         };
         if !self.scale.is_finite() {
-            return Err(FfiError::invalid(format!("params.scale = {} is not finite", self.scale)));
+            return Err(FfiError::invalid(format!(
+                "params.scale = {} is not finite",
+                self.scale
+            )));
         }
         let mut cfg = HadamardConfig::new(n, size("params.rows", self.rows)?, input, output)
             .with_strides(

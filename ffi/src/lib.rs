@@ -27,6 +27,11 @@
 //! - Hadamard ([`hadamard`]): `dsa_hadamard_sizes`, `_prepare`, `_run` (float or fused FP8).
 //! - LayerNorm/RMSNorm ([`layernorm`]): `dsa_layernorm_sizes`, `_prepare`, `_run`.
 
+// The entry points are for C callers, for whom Rust's `unsafe` marker does not exist: each one
+// checks what can be checked (null, alignment, sizes, enum values) and documents the rest of
+// its pointer contract in the header. Marking them `unsafe fn` would change nothing for C.
+#![allow(clippy::not_unsafe_ptr_arg_deref)]
+
 pub mod check;
 pub mod context;
 pub mod hadamard;
@@ -95,7 +100,12 @@ mod tests {
 
     #[test]
     fn dtype_values_round_trip() {
-        for d in [DsaDtype::F32, DsaDtype::Bf16, DsaDtype::F16, DsaDtype::Fp8E4m3] {
+        for d in [
+            DsaDtype::F32,
+            DsaDtype::Bf16,
+            DsaDtype::F16,
+            DsaDtype::Fp8E4m3,
+        ] {
             assert_eq!(DsaDtype::from_i32(d as i32), Some(d));
         }
         assert_eq!(DsaDtype::from_i32(4), None);

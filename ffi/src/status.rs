@@ -109,7 +109,10 @@ impl From<dsa_layernorm::LayerNormError> for FfiError {
 
 /// A driver error while `doing` something.
 pub(crate) fn cuda(doing: &str, e: cudarc::driver::DriverError) -> FfiError {
-    FfiError::new(DsaStatus::Cuda, format!("CUDA driver error while {doing}: {e:?}"))
+    FfiError::new(
+        DsaStatus::Cuda,
+        format!("CUDA driver error while {doing}: {e:?}"),
+    )
 }
 
 thread_local! {
@@ -212,7 +215,12 @@ mod tests {
 
     #[test]
     fn status_names_cover_every_code() {
-        for (code, name) in [(0, "OK"), (1, "INVALID_ARGUMENT"), (7, "INTERNAL"), (99, "UNKNOWN")] {
+        for (code, name) in [
+            (0, "OK"),
+            (1, "INVALID_ARGUMENT"),
+            (7, "INTERNAL"),
+            (99, "UNKNOWN"),
+        ] {
             // SAFETY: static NUL-terminated strings.
             let got = unsafe { CStr::from_ptr(dsa_status_name(code)) };
             assert_eq!(got.to_str().unwrap(), format!("DSA_STATUS_{name}"));

@@ -7,11 +7,11 @@
 use crate::check::{device_ptr, enum_value, host_out, host_ref, size, write_out};
 use crate::context::{DsaDeviceInfo, DsaStream, borrow_stream, device_info};
 use crate::status::{DsaStatus, FfiError, FfiResult, guard};
+use dsa_jit_cache::DeviceInfo;
 use dsa_topk::{
     OutputOrder, RequestMap, ScoreDtype, TieBreak, TopkArgs, TopkConfig, TopkPlan, Transform,
     TransformArgs, Tuning,
 };
-use dsa_jit_cache::DeviceInfo;
 use std::ffi::c_void;
 
 /// Which of two equal scores ranks higher in top-k.
@@ -112,12 +112,18 @@ impl DsaTopkConfig {
                     _ => None,
                 })?,
             },
-            v => return Err(FfiError::invalid(format!("config.transform = {v} is not a valid value"))),
+            v => {
+                return Err(FfiError::invalid(format!(
+                    "config.transform = {v} is not a valid value"
+                )));
+            }
         };
         let knob = |name: &str, v: i32| match v {
             0 => Ok(None),
             v if v > 0 => Ok(Some(v as u32)),
-            v => Err(FfiError::invalid(format!("config.{name} = {v} is negative"))),
+            v => Err(FfiError::invalid(format!(
+                "config.{name} = {v} is negative"
+            ))),
         };
         let tuning = Tuning {
             threads: knob("threads", self.threads)?,
@@ -191,7 +197,12 @@ impl DsaTopkPlan {
     fn launch_args(&self, a: &DsaTopkArgs) -> FfiResult<TopkArgs> {
         let p = &self.plan;
         let elem = p.config().dtype.size();
+        let scores = device_ptr("args.scores", a.scores, elem, true)?;
+        let lengths = device_ptr("args.lengths", a.lengths, 4, true)?;
+        let row_starts = device_ptr("args.row_starts", a.row_starts, 4, false)?;
+        let out = device_ptr("args.out", a.out.cast_const(), 4, true)?;
         let need = p.workspace_bytes();
+        let workspace = device_ptr("args.workspace", a.workspace.cast_const(), 16, need > 0)?;
         if need > 0 && a.workspace_bytes < need {
             return Err(FfiError::invalid(format!(
                 "workspace of {} bytes is smaller than the {need} bytes the plan needs",
@@ -212,11 +223,11 @@ impl DsaTopkPlan {
             },
         };
         Ok(TopkArgs {
-            scores: device_ptr("args.scores", a.scores, elem, true)?,
-            lengths: device_ptr("args.lengths", a.lengths, 4, true)?,
-            row_starts: device_ptr("args.row_starts", a.row_starts, 4, false)?,
-            out: device_ptr("args.out", a.out.cast_const(), 4, true)?,
-            workspace: device_ptr("args.workspace", a.workspace.cast_const(), 16, need > 0)?,
+            scores,
+            lengths,
+            row_starts,
+            out,
+            workspace,
             workspace_bytes: a.workspace_bytes,
             transform,
         })

@@ -36,13 +36,28 @@ fn header_declares_every_entry_point_and_the_abi_version() {
         dsa_kernels::DSA_ABI_VERSION
     )));
     for f in [
-        "dsa_abi_version", "dsa_version", "dsa_last_error", "dsa_status_name", "dsa_device_info",
-        "dsa_topk_plan_create", "dsa_topk_plan_create_for", "dsa_topk_plan_destroy",
-        "dsa_topk_plan_workspace_bytes", "dsa_topk_plan_output_shape", "dsa_topk_plan_prepare",
-        "dsa_topk_run", "dsa_hadamard_sizes", "dsa_hadamard_prepare", "dsa_hadamard_run",
-        "dsa_layernorm_sizes", "dsa_layernorm_prepare", "dsa_layernorm_run",
+        "dsa_abi_version",
+        "dsa_version",
+        "dsa_last_error",
+        "dsa_status_name",
+        "dsa_device_info",
+        "dsa_topk_plan_create",
+        "dsa_topk_plan_create_for",
+        "dsa_topk_plan_destroy",
+        "dsa_topk_plan_workspace_bytes",
+        "dsa_topk_plan_output_shape",
+        "dsa_topk_plan_prepare",
+        "dsa_topk_run",
+        "dsa_hadamard_sizes",
+        "dsa_hadamard_prepare",
+        "dsa_hadamard_run",
+        "dsa_layernorm_sizes",
+        "dsa_layernorm_prepare",
+        "dsa_layernorm_run",
     ] {
-        let declared = [' ', '*'].iter().any(|c| header.contains(&format!("{c}{f}(")));
+        let declared = [' ', '*']
+            .iter()
+            .any(|c| header.contains(&format!("{c}{f}(")));
         assert!(declared, "{f} missing from the header");
     }
 }
