@@ -10,7 +10,8 @@ use dsa_jit_cache::KernelCache;
 use once_cell::sync::Lazy;
 use std::sync::Arc;
 
-static KERNELS: Lazy<KernelCache<TopkVariant>> = Lazy::new(|| KernelCache::new(|v| v.smem_bytes()));
+// The kernels use static shared memory only (under 48 KB), so no opt-in is needed.
+static KERNELS: Lazy<KernelCache<TopkVariant>> = Lazy::new(|| KernelCache::new(|_| 0));
 
 /// Device pointers of one launch. All are device addresses (0 = absent).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -66,25 +67,23 @@ struct Params {
     lengths: u64,
     row_starts: u64,
     out: u64,
-    ws_keys: u64,
-    ws_idx: u64,
-    ws_count: u64,
+    ws: [u64; 2],
+    ws_count: [u64; 2],
     offsets: u64,
     page_table: u64,
     req_map: u64,
     cu_seqlens: u64,
     stride: i64,
     pt_stride: i64,
+    ws_lists: [i64; 2],
     rows: i32,
     k: i32,
-    parts: i32,
     tie_large: i32,
     sorted: i32,
     transform: i32,
     page_log2: i32,
     num_req: i32,
     pt_cols: i32,
-    pad: i32,
 }
 
 // SAFETY: `Params` is `repr(C)` plain data matching the kernel's by-value parameter.
@@ -111,17 +110,21 @@ impl TopkPlan {
             return Ok(());
         }
         let kernel = KERNELS.get(stream.context(), &self.variant)?;
-        let smem = self.variant.smem_bytes();
-        let launch = |role: &str, grid: (u32, u32, u32)| -> Result<()> {
+        let rows = self.rows as u32;
+        let launch = |role: &str, grid: (u32, u32, u32), extra: &[i32]| -> Result<()> {
             let cfg = LaunchConfig {
                 grid_dim: grid,
                 block_dim: (self.variant.threads, 1, 1),
-                shared_mem_bytes: smem,
+                shared_mem_bytes: 0,
             };
             let mut b = stream.launch_builder(kernel.function(role));
             b.arg(&params);
+            for x in extra {
+                b.arg(x);
+            }
             // SAFETY: the caller vouches for the pointers (see `# Safety`); the kernel clamps
-            // lengths and row starts on device, so it reads only within each row's stride.
+            // lengths and row starts on device, so it reads only within each row's stride, and
+            // the workspace layout matches `ws_layout`.
             unsafe { b.launch(cfg) }
                 .map(|_| ())
                 .map_err(|source| TopkError::Launch {
@@ -129,9 +132,12 @@ impl TopkPlan {
                     source,
                 })
         };
-        launch("SELECT", (self.rows as u32, self.parts, 1))?;
-        if self.parts > 1 {
-            launch("MERGE", (self.rows as u32, 1, 1))?;
+        launch("SELECT", (rows, self.parts, 1), &[self.parts as i32])?;
+        let (mut lists, mut in_buf) = (self.parts as i32, 0);
+        for groups in self.merge_levels() {
+            launch("MERGE", (rows, groups, 1), &[lists, in_buf, groups as i32])?;
+            lists = groups as i32;
+            in_buf = 1 - in_buf;
         }
         Ok(())
     }
@@ -153,19 +159,26 @@ impl TopkPlan {
                 });
             }
         }
-        let words = self.ws_words_per_array() as u64 * 4;
+        let (offsets, _) = self.ws_layout();
+        let at = |i: usize| {
+            if need > 0 {
+                a.workspace + offsets[i] as u64
+            } else {
+                0
+            }
+        };
+        let [l0, l1] = self.ws_lists();
         let mut p = Params {
             scores: a.scores,
             lengths: a.lengths,
             row_starts: a.row_starts,
             out: a.out,
-            ws_keys: if need > 0 { a.workspace } else { 0 },
-            ws_idx: if need > 0 { a.workspace + words } else { 0 },
-            ws_count: if need > 0 { a.workspace + 2 * words } else { 0 },
+            ws: [at(0), at(1)],
+            ws_count: [at(2), at(3)],
+            ws_lists: [l0 as i64, l1 as i64],
             stride: self.stride as i64,
             rows: self.rows as i32,
             k: self.config.k as i32,
-            parts: self.parts as i32,
             tie_large: (self.config.tie_break == TieBreak::Large) as i32,
             sorted: (self.config.order == OutputOrder::Sorted) as i32,
             ..Params::default()
@@ -250,7 +263,7 @@ mod tests {
 
     #[test]
     fn params_match_the_kernel_layout() {
-        assert_eq!(std::mem::size_of::<Params>(), 11 * 8 + 2 * 8 + 10 * 4);
+        assert_eq!(std::mem::size_of::<Params>(), 12 * 8 + 4 * 8 + 8 * 4);
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! Planning: the launch shape from host-known sizes only, and the workspace it needs.
 
-use crate::config::{MAX_K, TopkConfig};
+use crate::config::{MAX_K, TopkConfig, Transform};
 use crate::error::{Result, TopkError};
-use crate::variant::{KMAX, TopkVariant};
+use crate::variant::{KMAX, THREADS, TopkVariant};
 use dsa_jit_cache::DeviceInfo;
 use dsa_jit_cache::tuning::{TuningDb, topk_bucket};
 
@@ -11,17 +11,18 @@ use dsa_jit_cache::tuning::{TuningDb, topk_bucket};
 /// this GPU and shape bucket, else from the built-in heuristic.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Tuning {
-    /// Threads per block (256, 512 or 1024); `None`: the heuristic.
+    /// Threads per block (256, 512 or 1024), which sets the tile a block selects from
+    /// (32 candidates per thread); `None`: the heuristic.
     pub threads: Option<u32>,
-    /// Blocks per row (parts), `None`: the heuristic.
-    pub parts: Option<u32>,
 }
 
 /// A planned top-k for a fixed `[rows, stride]` shape.
 ///
-/// The plan depends only on `rows`, `stride`, the config, the device's SM count and the tuning,
-/// never on device data, so a launch can be captured in a CUDA graph and replayed with new
-/// lengths and scores.
+/// Each row is cut into tiles of [`TopkVariant::tile`] candidates (`parts`); each tile's top-k
+/// goes to the workspace and merge levels, each reducing the lists of a row by the variant's
+/// fan-in, end in the output. All of it follows from `rows`, `stride`, the config and the
+/// tuning, never from device data, so a launch can be captured in a CUDA graph and replayed
+/// with new lengths and scores. Every plan gives the same bits.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TopkPlan {
     pub(crate) config: TopkConfig,
@@ -33,13 +34,6 @@ pub struct TopkPlan {
 
 /// Largest number of rows or row stride the kernels index (i32 indices).
 const MAX_DIM: usize = i32::MAX as usize;
-/// A part of a row spans at least this many candidates per kept index, so the merge reads at
-/// most a quarter of what the parts read...
-const MIN_PART_PER_K: usize = 4;
-/// ...and at least this many, so a block has enough to stream to pay for its launch.
-const MIN_PART: usize = 8192;
-/// Blocks the heuristic aims for per SM.
-const BLOCKS_PER_SM: usize = 2;
 
 impl TopkPlan {
     /// Plan a top-k over `rows` rows of `stride` elements on `device`, consulting the
@@ -70,12 +64,12 @@ impl TopkPlan {
                 max: MAX_K,
             });
         }
-        if rows > MAX_DIM || stride > MAX_DIM || stride == 0 {
+        if rows > MAX_DIM || rows > u32::MAX as usize || stride > MAX_DIM || stride == 0 {
             return Err(TopkError::Shape(format!(
                 "rows = {rows}, stride = {stride}: need rows <= {MAX_DIM} and 1 <= stride <= {MAX_DIM}"
             )));
         }
-        if let crate::Transform::Paged { page_size, .. } = config.transform
+        if let Transform::Paged { page_size, .. } = config.transform
             && (!page_size.is_power_of_two() || page_size > 1 << 20)
         {
             return Err(TopkError::Shape(format!(
@@ -86,49 +80,35 @@ impl TopkPlan {
             .iter()
             .find(|&&m| m as usize >= config.k)
             .expect("MAX_K is the last class");
-        let tuned = (!db.is_empty())
-            .then(|| {
-                let bucket = topk_bucket(kmax, rows, stride);
-                db.lookup(device, "topk", &config.dtype.to_string(), &bucket)
-            })
-            .flatten();
-        let from_db = |name: &str| {
-            tuned
-                .and_then(|p| p.get(name))
-                .and_then(|&v| u32::try_from(v).ok())
-        };
         let threads = match tuning.threads {
-            Some(t) if crate::variant::THREADS.contains(&t) => t,
+            Some(t) if THREADS.contains(&t) => t,
             Some(t) => {
                 return Err(TopkError::Shape(format!(
-                    "threads = {t} is not 256, 512 or 1024"
+                    "threads = {t} is not one of {THREADS:?}"
                 )));
             }
-            None => from_db("threads")
-                .filter(|t| crate::variant::THREADS.contains(t))
-                .unwrap_or(512),
+            None => (!db.is_empty())
+                .then(|| {
+                    let bucket = topk_bucket(kmax, rows, stride);
+                    db.lookup(device, "topk", &config.dtype.to_string(), &bucket)
+                })
+                .flatten()
+                .and_then(|p| p.get("threads"))
+                .and_then(|&v| u32::try_from(v).ok())
+                .filter(|t| THREADS.contains(t))
+                .unwrap_or_else(|| default_threads(rows, stride, device)),
         };
-        let max_parts = (stride / (MIN_PART_PER_K * config.k).max(MIN_PART)).max(1);
-        let parts = match tuning.parts {
-            Some(p) if p >= 1 => (p as usize).min(max_parts),
-            Some(_) => return Err(TopkError::Shape("parts must be >= 1".into())),
-            None => match from_db("parts").filter(|&p| p >= 1) {
-                Some(p) => (p as usize).min(max_parts),
-                None => {
-                    let target = device.sm_count as usize * BLOCKS_PER_SM;
-                    target.div_ceil(rows.max(1)).clamp(1, max_parts)
-                }
-            },
-        } as u32;
+        let variant = TopkVariant {
+            dtype: config.dtype,
+            threads,
+            kmax,
+        };
+        let parts = stride.div_ceil(variant.tile() as usize) as u32;
         Ok(TopkPlan {
             config,
             rows,
             stride,
-            variant: TopkVariant {
-                dtype: config.dtype,
-                threads,
-                kmax,
-            },
+            variant,
             parts,
         })
     }
@@ -143,7 +123,7 @@ impl TopkPlan {
         self.variant
     }
 
-    /// Blocks per row.
+    /// Tiles (blocks) per row in the first kernel.
     pub fn parts(&self) -> u32 {
         self.parts
     }
@@ -163,49 +143,102 @@ impl TopkPlan {
         [self.rows, self.config.k]
     }
 
-    /// Workspace bytes the launch needs (0 with one block per row). 16-byte aligned.
-    pub fn workspace_bytes(&self) -> usize {
-        if self.parts == 1 {
-            return 0;
+    /// Lists per row after each merge level (empty when one tile covers a row).
+    pub fn merge_levels(&self) -> Vec<u32> {
+        let fan_in = self.variant.merge_fan_in();
+        let mut lists = self.parts;
+        let mut levels = Vec::new();
+        while lists > 1 {
+            lists = lists.div_ceil(fan_in);
+            levels.push(lists);
         }
-        let slots = self.rows * self.parts as usize;
-        2 * self.ws_words_per_array() * 4 + (slots * 4).div_ceil(16) * 16
+        levels
     }
 
-    /// u32 words in each of the workspace's key and index arrays.
-    pub(crate) fn ws_words_per_array(&self) -> usize {
-        self.rows * self.parts as usize * self.variant.kmax as usize
+    /// List slots per row in workspace buffers 0 and 1 (tiles write buffer 0, merge levels
+    /// alternate).
+    pub(crate) fn ws_lists(&self) -> [usize; 2] {
+        if self.parts == 1 {
+            return [0, 0];
+        }
+        let second = self.parts.div_ceil(self.variant.merge_fan_in());
+        [
+            self.parts as usize,
+            if second > 1 { second as usize } else { 0 },
+        ]
+    }
+
+    /// Byte offsets of (buffer 0, buffer 1, counts 0, counts 1) in the workspace, and its size.
+    pub(crate) fn ws_layout(&self) -> ([usize; 4], usize) {
+        let [l0, l1] = self.ws_lists();
+        let list_bytes = 2 * self.variant.kmax as usize * 4; // keys and indices
+        let pad = |b: usize| b.div_ceil(16) * 16;
+        let b0 = pad(self.rows * l0 * list_bytes);
+        let b1 = pad(self.rows * l1 * list_bytes);
+        let c0 = pad(self.rows * l0 * 4);
+        let c1 = pad(self.rows * l1 * 4);
+        ([0, b0, b0 + b1, b0 + b1 + c0], b0 + b1 + c0 + c1)
+    }
+
+    /// Workspace bytes the launch needs (0 when one tile covers a row).
+    pub fn workspace_bytes(&self) -> usize {
+        self.ws_layout().1
+    }
+}
+
+/// 512 threads (16K-candidate tiles) everywhere, except 1024 when the rows alone cannot fill
+/// the GPU and longer tiles mean fewer merge levels.
+fn default_threads(rows: usize, stride: usize, device: &DeviceInfo) -> u32 {
+    if rows < device.sm_count as usize && stride > 16384 {
+        1024
+    } else {
+        512
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{RequestMap, Transform};
+    use crate::config::RequestMap;
 
-    fn plan(rows: usize, stride: usize, k: usize) -> TopkPlan {
-        let db = TuningDb::empty();
-        TopkPlan::with_db(
+    fn plan_with(rows: usize, stride: usize, k: usize, threads: Option<u32>) -> TopkPlan {
+        TopkPlan::new(
             TopkConfig::new(k),
             rows,
             stride,
             &DeviceInfo::H100,
-            Tuning::default(),
-            &db,
+            Tuning { threads },
         )
         .unwrap()
     }
 
     #[test]
-    fn few_long_rows_split_many_rows_do_not() {
-        assert_eq!(plan(1, 131072, 2048).parts(), 16);
-        assert_eq!(plan(64, 131072, 2048).parts(), 5);
-        assert_eq!(plan(256, 262144, 2048).parts(), 2);
-        assert_eq!(plan(1024, 8192, 2048).parts(), 1);
-        assert_eq!(plan(1, 4096, 2048).parts(), 1);
-        assert_eq!(plan(0, 4096, 2048).parts(), 1);
-        assert_eq!(plan(1, 131072, 2048).workspace_bytes(), 16 * 2048 * 8 + 64);
-        assert_eq!(plan(1024, 8192, 2048).workspace_bytes(), 0);
+    fn tiles_and_merge_levels_follow_the_stride() {
+        let p = plan_with(64, 131072, 2048, Some(512));
+        assert_eq!((p.variant().tile(), p.parts()), (16384, 8));
+        assert_eq!(p.merge_levels(), vec![1]);
+        let p = plan_with(1024, 8192, 2048, Some(512));
+        assert_eq!((p.parts(), p.workspace_bytes()), (1, 0));
+        assert!(p.merge_levels().is_empty());
+        let p = plan_with(1, 1 << 20, 2048, Some(1024));
+        assert_eq!(p.parts(), 32);
+        assert_eq!(p.merge_levels(), vec![2, 1]);
+        let p = plan_with(2, 1 << 20, 4096, Some(256));
+        assert_eq!(p.variant().merge_fan_in(), 2);
+        assert_eq!(p.merge_levels(), vec![64, 32, 16, 8, 4, 2, 1]);
+    }
+
+    #[test]
+    fn workspace_holds_both_buffers_and_counts() {
+        let p = plan_with(3, 100_000, 2048, Some(512));
+        assert_eq!(p.parts(), 7);
+        assert_eq!(p.ws_lists(), [7, 0]);
+        assert_eq!(
+            p.workspace_bytes(),
+            3 * 7 * 2048 * 8 + (3 * 7 * 4usize).div_ceil(16) * 16
+        );
+        let p = plan_with(1, 1 << 20, 2048, Some(256));
+        assert_eq!(p.ws_lists(), [128, 32]);
     }
 
     #[test]
@@ -232,18 +265,15 @@ mod tests {
             TopkPlan::new(paged, 1, 8, &dev, t),
             Err(TopkError::Shape(_))
         ));
-        let bad_threads = Tuning {
-            threads: Some(100),
-            parts: None,
-        };
-        assert!(TopkPlan::new(TopkConfig::new(8), 1, 8, &dev, bad_threads).is_err());
+        let bad = Tuning { threads: Some(100) };
+        assert!(TopkPlan::new(TopkConfig::new(8), 1, 8, &dev, bad).is_err());
     }
 
     #[test]
     fn kmax_class_is_the_smallest_that_fits() {
-        assert_eq!(plan(1, 100, 1).variant().kmax, 512);
-        assert_eq!(plan(1, 100, 513).variant().kmax, 1024);
-        assert_eq!(plan(1, 100, 2048).variant().kmax, 2048);
-        assert_eq!(plan(1, 100, 4096).variant().kmax, 4096);
+        assert_eq!(plan_with(1, 100, 1, None).variant().kmax, 512);
+        assert_eq!(plan_with(1, 100, 513, None).variant().kmax, 1024);
+        assert_eq!(plan_with(1, 100, 2048, None).variant().kmax, 2048);
+        assert_eq!(plan_with(1, 100, 4096, None).variant().kmax, 4096);
     }
 }

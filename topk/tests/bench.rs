@@ -77,35 +77,29 @@ fn topk_timings() {
         // What other launch shapes would give (all give the same bits; the tuner's search space).
         let mut alt = String::new();
         for threads in [256u32, 512, 1024] {
-            for parts in [1u32, 2, 4, 8, 16, 32] {
-                let tuning = Tuning {
-                    threads: Some(threads),
-                    parts: Some(parts),
-                };
-                let p2 = TopkPlan::new(TopkConfig::new(k), rows, len, &info, tuning).unwrap();
-                if p2.parts() != parts || (rows > 64 && parts > 2) {
-                    continue;
-                }
-                let ws2 = s.alloc_zeros::<u8>(p2.workspace_bytes().max(16)).unwrap();
-                let a2: Vec<TopkArgs> = args
-                    .iter()
-                    .map(|a| TopkArgs {
-                        workspace: dptr(&ws2, &s),
-                        workspace_bytes: p2.workspace_bytes(),
-                        ..*a
-                    })
-                    .collect();
-                let t = median_gpu_us(&s, 3, 20, |i| {
-                    // SAFETY: as above.
-                    unsafe { p2.launch(&s, &a2[i % a2.len()]) }.map_err(|e| match e {
-                        dsa_topk::TopkError::Jit(j) => j,
-                        other => panic!("{other}"),
-                    })
+            let tuning = Tuning {
+                threads: Some(threads),
+            };
+            let p2 = TopkPlan::new(TopkConfig::new(k), rows, len, &info, tuning).unwrap();
+            let ws2 = s.alloc_zeros::<u8>(p2.workspace_bytes().max(16)).unwrap();
+            let a2: Vec<TopkArgs> = args
+                .iter()
+                .map(|a| TopkArgs {
+                    workspace: dptr(&ws2, &s),
+                    workspace_bytes: p2.workspace_bytes(),
+                    ..*a
                 })
-                .unwrap();
-                alt.push_str(&format!(" {threads}/{parts}:{t:.1}"));
-            }
+                .collect();
+            let t = median_gpu_us(&s, 3, 20, |i| {
+                // SAFETY: as above.
+                unsafe { p2.launch(&s, &a2[i % a2.len()]) }.map_err(|e| match e {
+                    dsa_topk::TopkError::Jit(j) => j,
+                    other => panic!("{other}"),
+                })
+            })
+            .unwrap();
+            alt.push_str(&format!(" {threads}:{t:.1}"));
         }
-        println!("{:>14} threads/parts:us{alt}", "");
+        println!("{:>14} threads:us{alt}", "");
     }
 }

@@ -20,7 +20,7 @@ fn a_tuned_entry_is_picked_up_by_the_planner() {
         &TuningDb::empty(),
     )
     .unwrap();
-    assert_eq!((heuristic.variant().threads, heuristic.parts()), (512, 5));
+    assert_eq!(heuristic.variant().threads, 1024);
 
     let mut db = TuningDb::empty();
     db.upsert(Entry::new(
@@ -29,7 +29,7 @@ fn a_tuned_entry_is_picked_up_by_the_planner() {
         "topk",
         "f32",
         &topk_bucket(2048, rows, stride),
-        [("threads", 1024), ("parts", 3)],
+        [("threads", 256)],
     ));
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("tuning.json");
@@ -41,24 +41,27 @@ fn a_tuned_entry_is_picked_up_by_the_planner() {
         TopkPlan::new(config, rows, stride, &dev, tuning).unwrap()
     };
     let tuned = plan(TopkConfig::new(2048), rows, Tuning::default());
-    assert_eq!((tuned.variant().threads, tuned.parts()), (1024, 3));
+    assert_eq!(tuned.variant().threads, 256);
     // Same bucket (rows 33..=64 round up to 64), explicit knobs win, other dtype is untuned.
     assert_eq!(
-        plan(TopkConfig::new(2048), 40, Tuning::default()).parts(),
-        3
+        plan(TopkConfig::new(2048), 40, Tuning::default())
+            .variant()
+            .threads,
+        256
     );
-    let explicit = Tuning {
-        threads: None,
-        parts: Some(2),
-    };
-    let mixed = plan(TopkConfig::new(2048), rows, explicit);
-    assert_eq!((mixed.variant().threads, mixed.parts()), (1024, 2));
+    let explicit = Tuning { threads: Some(512) };
+    assert_eq!(
+        plan(TopkConfig::new(2048), rows, explicit)
+            .variant()
+            .threads,
+        512
+    );
     let bf16 = plan(
         TopkConfig::new(2048).dtype(ScoreDtype::Bf16),
         rows,
         Tuning::default(),
     );
-    assert_eq!((bf16.variant().threads, bf16.parts()), (512, 5));
+    assert_eq!(bf16.variant().threads, 1024);
     // Another GPU model does not see the entry.
     let other = DeviceInfo {
         name_hash: 1,
@@ -72,5 +75,5 @@ fn a_tuned_entry_is_picked_up_by_the_planner() {
         Tuning::default(),
     )
     .unwrap();
-    assert_eq!(p.parts(), 5);
+    assert_eq!(p.variant().threads, 1024);
 }

@@ -1,20 +1,23 @@
-// Deterministic radix top-k: one pass over HBM, exact total order, index-ordered output.
+// Deterministic radix top-k over register-resident tiles.
 //
 // Compile-time parameters (from the Rust variant): SCORE_T (float / dsa::bf16 / dsa::f16),
-// VEC (scores per 16-byte load), THREADS (block size), KMAX (largest k), CAP (buffer entries).
+// VEC (scores per 16-byte load), THREADS (block size), KMAX (largest k).
 //
-// Per row (or per part of a row) one block streams the candidates once, in index order, chunk by
-// chunk (THREADS*VEC consecutive positions). Elements that can still be in the top-k (by the
-// threshold found so far) are appended to a shared-memory buffer in index order (block prefix
-// sums, no atomics), so the buffer is always sorted by index. When the next chunk would not fit,
-// the buffer is compacted to its exact top-k: a radix select on the 32-bit order key finds the
-// k-th key K and how many of the elements equal to K to keep; the kept equal elements are the
-// first (tie small) or last (tie large) ones in index order. Afterwards only keys > K (tie small)
-// or >= K (tie large) can enter. The result is a pure function of the row.
+// A tile is THREADS * ITEMS consecutive candidates of a row, held in registers as 32-bit order
+// keys (ITEMS = 32 per thread, loaded as U = ITEMS / VEC coalesced 16-byte vectors, all in
+// flight at once). One block selects the tile's exact top-k:
+//   1. radix select on the keys (digits of 11, 11 and 10 bits, most significant first; a
+//      shared-memory histogram per digit) gives the k-th key K and how many elements equal to K
+//      belong to the top-k, or stops early when a digit bin is taken whole;
+//   2. one ordered compaction (block prefix sums in index order, no atomics) keeps the elements
+//      above K and the first (tie small) or last (tie large) `need` elements equal to K.
+// The result is exact and independent of how the row is cut into tiles.
 //
-// With several parts per row (few long rows), SELECT writes each part's top-k (keys and indices,
-// index order) to the workspace and MERGE streams the parts of a row in order through the same
-// machinery, which gives the same set and order as one block over the whole row.
+// A row longer than a tile is cut into parts of one tile each (SELECT, grid rows x parts); each
+// part writes its top-k (keys and indices, in index order) to the workspace. MERGE then reads
+// groups of F = THREADS * ITEMS / KMAX consecutive lists as one tile and selects again, level by
+// level, until one list per row remains; that level writes the output. The number of levels
+// depends only on the row stride, never on device data.
 
 namespace topk {
 
@@ -23,26 +26,30 @@ struct Params {
   const i32* lengths;
   const i32* row_starts;  // may be null
   i32* out;
-  u32* ws_keys;           // [rows][parts][KMAX]
-  u32* ws_idx;            // [rows][parts][KMAX]
-  i32* ws_count;          // [rows][parts]
+  u32* ws[2];             // two ping-pong buffers: keys then indices, [rows][lists][KMAX] each
+  i32* ws_count[2];       // [rows][lists]
   const i32* offsets;     // ragged transform: per-row offset
   const i32* page_table;  // paged transform: [num_req][pt_stride]
   const i32* req_map;     // paged: per-row request (null: use cu_seqlens)
   const i32* cu_seqlens;  // paged: [num_req + 1] row boundaries of each request
   i64 stride;             // elements between rows of `scores`
   i64 pt_stride;          // entries between rows of `page_table`
+  i64 ws_lists[2];        // list slots per row in each workspace buffer
   i32 rows;
   i32 k;
-  i32 parts;
   i32 tie_large;          // 0: equal keys prefer the smaller index, 1: the larger
   i32 sorted;             // 0: ascending index, 1: by the total order
   i32 transform;          // 0: none, 1: ragged, 2: paged
   i32 page_log2;          // paged: log2(page size)
   i32 num_req;            // paged: rows of page_table
   i32 pt_cols;            // paged: valid columns per page_table row
-  i32 pad_;
 };
+
+constexpr int ITEMS = 32;
+constexpr int WARPS = THREADS / 32;
+constexpr int BINS = 2048;
+constexpr int TILE = THREADS * ITEMS;
+static_assert(TILE >= 2 * KMAX, "a merge tile must hold at least two lists");
 
 // Order-preserving key: larger float -> larger key. -0.0 == +0.0; every NaN is one value,
 // above +inf (torch.topk's order).
@@ -53,22 +60,16 @@ __device__ __forceinline__ u32 order_key(float f) {
   return (b & 0x80000000u) ? ~b : (b | 0x80000000u);
 }
 
-constexpr int WARPS = THREADS / 32;
-constexpr int RUN = CAP / THREADS;  // buffer entries per thread in compaction
-static_assert(CAP % THREADS == 0, "CAP must be a multiple of THREADS");
-static_assert(CAP >= KMAX + THREADS * VEC, "buffer must hold k plus one chunk");
-
 struct Shared {
-  u32 keys[CAP];
-  u32 idx[CAP];
-  u32 hist[256];
+  u32 hist[BINS];
+  u32 part[64 * 8];        // per-(slot, warp) partial sums of the tile scan (U * WARPS <= 512)
   u32 warp_tot[WARPS];
-  u32 sel_bin, sel_need, sel_eq;
+  u32 sel_bin, sel_need, sel_eq, total;
+  u64 comp[KMAX];          // sorted output: (key, tie) composites
 };
 
-// Exclusive block-wide prefix sum of `v` (any u32 packing that does not overflow); returns the
-// thread's exclusive prefix and writes the block total. Ends with a barrier, so warp_tot may be
-// reused right after.
+// Exclusive block-wide prefix sum; returns the thread's prefix and the block total. Ends with a
+// barrier, so `warp_tot` may be reused right after.
 __device__ __forceinline__ u32 block_scan(Shared& s, u32 v, u32& total) {
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   u32 x = v;
@@ -89,181 +90,155 @@ __device__ __forceinline__ u32 block_scan(Shared& s, u32 v, u32& total) {
     if (lane < WARPS) s.warp_tot[lane] = w;  // inclusive
   }
   __syncthreads();
-  u32 before = (warp > 0 ? s.warp_tot[warp - 1] : 0u) + x - v;
+  const u32 before = (warp > 0 ? s.warp_tot[warp - 1] : 0u) + x - v;
   total = s.warp_tot[WARPS - 1];
   __syncthreads();
   return before;
 }
 
-// The selection state of one block: buffer fill and the admission bound.
-struct State {
-  int n;      // entries in the buffer
-  u64 admit;  // only keys >= admit can still be in the top-k (0: admit everything)
-};
+// Exclusive prefix sums over the tile in index order (slot u major, then thread, then the
+// element within the vector): `excl[u]` is the count before this thread's slot-u vector.
+template <int U>
+__device__ __forceinline__ void tile_scan(Shared& s, const u32 (&c)[U], u32 (&excl)[U], u32& total) {
+  static_assert(U * WARPS >= 32 && (U * WARPS) % 32 == 0 && U * WARPS <= 512, "scan layout");
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  u32 x[U];
+#pragma unroll
+  for (int u = 0; u < U; ++u) {
+    x[u] = c[u];
+#pragma unroll
+    for (int o = 1; o < 32; o <<= 1) {
+      u32 y = __shfl_up_sync(0xffffffffu, x[u], o);
+      if (lane >= o) x[u] += y;
+    }
+    if (lane == 31) s.part[u * WARPS + warp] = x[u];
+  }
+  __syncthreads();
+  if (warp == 0) {
+    constexpr int E = U * WARPS / 32;  // entries per lane, in (slot, warp) order
+    u32 v[E], sum = 0;
+#pragma unroll
+    for (int e = 0; e < E; ++e) { v[e] = s.part[lane * E + e]; sum += v[e]; }
+    u32 incl = sum;
+#pragma unroll
+    for (int o = 1; o < 32; o <<= 1) {
+      u32 y = __shfl_up_sync(0xffffffffu, incl, o);
+      if (lane >= o) incl += y;
+    }
+    u32 run = incl - sum;
+#pragma unroll
+    for (int e = 0; e < E; ++e) { s.part[lane * E + e] = run; run += v[e]; }
+    if (lane == 31) s.total = incl;
+  }
+  __syncthreads();
+#pragma unroll
+  for (int u = 0; u < U; ++u) excl[u] = s.part[u * WARPS + warp] + x[u] - c[u];
+  total = s.total;
+  __syncthreads();
+}
 
-__device__ __forceinline__ bool admits(const State& st, u32 key) { return (u64)key >= st.admit; }
-
-// The k-th largest key of the buffer, found by radix select (8-bit digits, most significant
-// first). Either exact: K, with `need` of the `eq` elements equal to K in the top-k; or, when a
-// digit bin is taken whole, a bound `low` such that exactly k elements have key >= low.
-struct Kth {
+// The threshold of a tile's top-k. Exact: keys > K are in, and of the `eq` elements equal to K
+// the first (tie small) or last (tie large) `need` in index order. Otherwise (a digit bin taken
+// whole) exactly the keys >= low are in.
+struct Threshold {
   bool exact;
   u32 K, need, eq;
   u64 low;
 };
 
-__device__ Kth select_kth(Shared& s, int n, int k) {
+// Radix select of the k-th largest valid key (k < number of valid keys).
+template <int U, int V>
+__device__ Threshold select_kth(Shared& s, const u32 (&key)[U][V], const u32 (&valid)[U], int k) {
+  constexpr int PER = BINS / THREADS > 0 ? BINS / THREADS : 1;
   u32 prefix = 0, mask = 0, want = (u32)k, eq = 0;
-  const int lane = threadIdx.x & 31;
 #pragma unroll 1
-  for (int shift = 24; shift >= 0; shift -= 8) {
-    for (int b = threadIdx.x; b < 256; b += THREADS) s.hist[b] = 0;
+  for (int pass = 0; pass < 3; ++pass) {
+    const int shift = pass == 0 ? 21 : (pass == 1 ? 10 : 0);
+    const u32 nbins = pass == 2 ? 1024u : 2048u;
+    for (int b = threadIdx.x; b < BINS; b += THREADS) s.hist[b] = 0;
     __syncthreads();
-    // Warp-aggregated counting: lanes with the same digit add once (data concentrated in a
-    // few bins would otherwise serialise on one shared-memory address).
-    for (int base = 0; base < n; base += THREADS) {
-      const int i = base + threadIdx.x;
-      const u32 key = i < n ? s.keys[i] : 0u;
-      const bool act = i < n && ((key ^ prefix) & mask) == 0;
-      const u32 digit = (key >> shift) & 255u;
-      const u32 peers = __match_any_sync(0xffffffffu, act ? digit : (0x100u | lane));
-      if (act && (__ffs(peers) - 1) == lane) atomicAdd(&s.hist[digit], __popc(peers));
+#pragma unroll
+    for (int u = 0; u < U; ++u)
+#pragma unroll
+      for (int v = 0; v < V; ++v)
+        if (((valid[u] >> v) & 1u) && ((key[u][v] ^ prefix) & mask) == 0)
+          atomicAdd(&s.hist[(key[u][v] >> shift) & (nbins - 1)], 1u);
+    __syncthreads();
+    // Thread t owns PER consecutive bins from the top; find where the running count from the
+    // top reaches `want`.
+    u32 c[PER], sum = 0;
+#pragma unroll
+    for (int j = 0; j < PER; ++j) {
+      const int b = BINS - 1 - (threadIdx.x * PER + j);
+      c[j] = (threadIdx.x * PER + j < BINS) ? s.hist[b] : 0u;
+      sum += c[j];
     }
-    __syncthreads();
-    if (threadIdx.x < 32) {
-      // Lane l owns bins 255-8l .. 248-8l (descending); find the bin where the running count
-      // from the top reaches `want`.
-      u32 c[8], sum = 0;
+    u32 total;
+    u32 above = block_scan(s, sum, total);
+    if (above < want && want <= above + sum) {
 #pragma unroll
-      for (int j = 0; j < 8; ++j) { c[j] = s.hist[255 - 8 * lane - j]; sum += c[j]; }
-      u32 incl = sum;
-#pragma unroll
-      for (int o = 1; o < 32; o <<= 1) {
-        u32 y = __shfl_up_sync(0xffffffffu, incl, o);
-        if (lane >= o) incl += y;
-      }
-      u32 above = incl - sum;
-      if (above < want && want <= incl) {
-#pragma unroll
-        for (int j = 0; j < 8; ++j) {
-          if (above < want && want <= above + c[j]) {
-            s.sel_bin = 255 - 8 * lane - j;
-            s.sel_need = want - above;
-            s.sel_eq = c[j];
-          }
-          above += c[j];
+      for (int j = 0; j < PER; ++j) {
+        if (above < want && want <= above + c[j]) {
+          // Bin index within the 2048 owned slots; pass 2 uses only the low 1024.
+          s.sel_bin = (u32)(BINS - 1 - (threadIdx.x * PER + j));
+          s.sel_need = want - above;
+          s.sel_eq = c[j];
         }
+        above += c[j];
       }
     }
     __syncthreads();
     const u32 bin = s.sel_bin, need = s.sel_need;
     eq = s.sel_eq;
-    __syncthreads();  // everyone has read sel_* before the next pass may overwrite them
+    __syncthreads();  // all have read sel_* before the next pass may overwrite them
     prefix |= bin << shift;
-    mask |= 255u << shift;
+    mask |= (nbins - 1) << shift;
     want = need;
-    if (need == eq && shift > 0) return Kth{false, 0u, 0u, 0u, (u64)prefix};  // bin taken whole
+    if (need == eq && pass < 2) return Threshold{false, 0u, 0u, 0u, (u64)prefix};
   }
-  return Kth{true, prefix, want, eq, 0ull};
+  return Threshold{true, prefix, want, eq, 0ull};
 }
 
-// Keep exactly the top-k of the buffer, in index order, and raise the admission bound.
-__device__ void compact(Shared& s, State& st, int k, bool tie_large) {
-  const Kth t = select_kth(s, st.n, k);
-  // Kept: key >= gt_from, plus (exact only) the window [lo, hi) of the elements equal to K in
-  // index order: the first `need` (tie small) or the last `need` (tie large).
+// Select the tile's top-k (all valid elements when there are at most k) and hand each kept
+// element to `emit(position, key, u, v)` in index order. Returns the number kept.
+template <int U, int V, class Emit>
+__device__ u32 select_tile(Shared& s, const u32 (&key)[U][V], const u32 (&valid)[U], u32 n_valid,
+                           int k, bool tie_large, Emit emit) {
+  Threshold t{false, 0u, 0u, 0u, 0ull};  // low = 0: keep every valid element
+  if (n_valid > (u32)k) t = select_kth<U, V>(s, key, valid, k);
   const u64 gt_from = t.exact ? (u64)t.K + 1 : t.low;
   const u32 lo = t.exact && tie_large ? t.eq - t.need : 0u;
   const u32 hi = t.exact ? (tie_large ? t.eq : t.need) : 0u;
-  u32 kr[RUN], ir[RUN];
-  u32 gt = 0, e = 0;
-  const int base = threadIdx.x * RUN;
+  // Per slot: elements above the threshold (low 16 bits) and equal to K (high 16 bits).
+  u32 c[U], excl[U], total;
 #pragma unroll
-  for (int j = 0; j < RUN; ++j) {
-    const int i = base + j;
-    kr[j] = i < st.n ? s.keys[i] : 0u;
-    ir[j] = i < st.n ? s.idx[i] : 0u;
-    gt += (i < st.n && (u64)kr[j] >= gt_from);
-    e += (i < st.n && t.exact && kr[j] == t.K);
-  }
-  u32 total;
-  const u32 before = block_scan(s, gt | (e << 16), total);  // also the barrier after reads
-  u32 gt_before = before & 0xffffu, eq_before = before >> 16;
+  for (int u = 0; u < U; ++u) {
+    u32 gt = 0, e = 0;
 #pragma unroll
-  for (int j = 0; j < RUN; ++j) {
-    const int i = base + j;
-    if (i < st.n) {
-      const bool is_gt = (u64)kr[j] >= gt_from, is_eq = t.exact && kr[j] == t.K;
-      if (is_gt || (is_eq && eq_before >= lo && eq_before < hi)) {
-        const u32 pos = gt_before + (min(max(eq_before, lo), hi) - lo);
-        s.keys[pos] = kr[j];
-        s.idx[pos] = ir[j];
-      }
-      gt_before += is_gt;
-      eq_before += is_eq;
+    for (int v = 0; v < V; ++v) {
+      const bool ok = (valid[u] >> v) & 1u;
+      gt += ok && (u64)key[u][v] >= gt_from;
+      e += ok && t.exact && key[u][v] == t.K;
     }
+    c[u] = gt | (e << 16);
   }
-  __syncthreads();
-  st.n = k;
-  // Exact: later elements (larger indices) beat the k-th only with a larger key, or an equal
-  // one under tie large. Bound: anything below `low` cannot enter.
-  st.admit = t.exact ? (u64)t.K + (tie_large ? 0 : 1) : t.low;
-}
-
-// Append this thread's admitted elements (bit v of `mask`) in index order; compacts first when
-// the chunk would overflow the buffer. `keys`/`pos` hold the thread's VEC candidates.
-__device__ __forceinline__ void append(Shared& s, State& st, int k, bool tie_large,
-                                       const u32 (&keys)[VEC], const u32 (&pos)[VEC], u32 valid) {
-  u32 mask = 0;
+  tile_scan<U>(s, c, excl, total);
 #pragma unroll
-  for (int v = 0; v < VEC; ++v)
-    if (((valid >> v) & 1u) && admits(st, keys[v])) mask |= 1u << v;
-  u32 total;
-  u32 before = block_scan(s, __popc(mask), total);
-  if (st.n + (int)total > CAP) {
-    compact(s, st, k, tie_large);
-    mask = 0;
+  for (int u = 0; u < U; ++u) {
+    u32 gt_before = excl[u] & 0xffffu, eq_before = excl[u] >> 16;
 #pragma unroll
-    for (int v = 0; v < VEC; ++v)
-      if (((valid >> v) & 1u) && admits(st, keys[v])) mask |= 1u << v;
-    before = block_scan(s, __popc(mask), total);
-  }
-  u32 at = st.n + before;
-#pragma unroll
-  for (int v = 0; v < VEC; ++v) {
-    if ((mask >> v) & 1u) {
-      s.keys[at] = keys[v];
-      s.idx[at] = pos[v];
-      ++at;
-    }
-  }
-  st.n += (int)total;
-  __syncthreads();
-}
-
-// Load VEC scores at positions [p0, p0+VEC) of a row, keeping those in [lo, hi).
-__device__ __forceinline__ void load_scores(const SCORE_T* row, i64 p0, i64 lo, i64 hi,
-                                            u32 (&keys)[VEC], u32 (&pos)[VEC], u32& valid) {
-  valid = 0;
-  if (p0 >= lo && p0 + VEC <= hi && ((reinterpret_cast<u64>(row + p0) & 15u) == 0)) {
-    union { uint4 v; SCORE_T s[VEC]; } u;
-    u.v = __ldg(reinterpret_cast<const uint4*>(row + p0));
-#pragma unroll
-    for (int v = 0; v < VEC; ++v) keys[v] = order_key(dsa::to_float(u.s[v]));
-    valid = (1u << VEC) - 1u;
-  } else {
-#pragma unroll
-    for (int v = 0; v < VEC; ++v) {
-      i64 p = p0 + v;
-      keys[v] = 0;
-      if (p >= lo && p < hi) {
-        keys[v] = order_key(dsa::to_float(row[p]));
-        valid |= 1u << v;
+    for (int v = 0; v < V; ++v) {
+      if ((valid[u] >> v) & 1u) {
+        const bool is_gt = (u64)key[u][v] >= gt_from, is_eq = t.exact && key[u][v] == t.K;
+        if (is_gt || (is_eq && eq_before >= lo && eq_before < hi))
+          emit(gt_before + (min(max(eq_before, lo), hi) - lo), key[u][v], u, v);
+        gt_before += is_gt;
+        eq_before += is_eq;
       }
     }
   }
-#pragma unroll
-  for (int v = 0; v < VEC; ++v) pos[v] = (u32)(p0 + v);
+  const u32 kept = (total & 0xffffu) + (min(total >> 16, hi) - lo);
+  return kept;
 }
 
 // The row's candidate window after clamping what the host cannot see: start in [0, stride],
@@ -295,132 +270,167 @@ __device__ __forceinline__ i32 transform_index(const Params& p, int row, int req
   return entry < 0 ? -1 : (entry << p.page_log2) + (idx & ((1 << p.page_log2) - 1));
 }
 
-// Bitonic sort of the buffer by the total order (descending), for `sorted` output.
-__device__ void sort_by_order(Shared& s, int n, bool tie_large) {
-  u64* comp = reinterpret_cast<u64*>(s.keys);  // spans keys and idx (CAP*8 bytes)
+// Where a tile's kept elements go: the output row (last level) or a workspace list.
+struct Sink {
+  i32* out;   // final: the output row
+  u32* keys;  // intermediate: the list's keys (indices follow KMAX * lists later)
+  u32* idx;
+  int req;    // paged transform's request
+};
+
+// Bitonic sort of s.comp[0..n) descending, then write the output row in that order.
+__device__ void emit_sorted(Shared& s, const Params& p, int row, int req, u32 n, bool tie_large) {
   int N = 2;
-  while (N < n) N <<= 1;
-  constexpr int PER = (KMAX + THREADS - 1) / THREADS;
-  u64 r[PER];
-#pragma unroll
-  for (int j = 0; j < PER; ++j) {
-    int i = threadIdx.x + j * THREADS;
-    u32 tie = i < n ? (tie_large ? s.idx[i] : ~s.idx[i]) : 0u;
-    r[j] = i < n ? (((u64)s.keys[i] << 32) | tie) : 0ull;
-  }
-  __syncthreads();
-#pragma unroll
-  for (int j = 0; j < PER; ++j) {
-    int i = threadIdx.x + j * THREADS;
-    if (i < N) comp[i] = r[j];
-  }
+  while (N < (int)n) N <<= 1;
+  for (int i = n + threadIdx.x; i < N; i += THREADS) s.comp[i] = 0ull;  // below every key
   __syncthreads();
   for (int size = 2; size <= N; size <<= 1) {
     for (int half = size >> 1; half > 0; half >>= 1) {
       for (int t = threadIdx.x; t < N / 2; t += THREADS) {
-        int i = 2 * t - (t & (half - 1));
-        int j = i + half;
-        bool desc = (i & size) == 0;
-        u64 a = comp[i], b = comp[j];
-        if ((a < b) == desc) { comp[i] = b; comp[j] = a; }
+        const int i = 2 * t - (t & (half - 1)), j = i + half;
+        const bool desc = (i & size) == 0;
+        const u64 a = s.comp[i], b = s.comp[j];
+        if ((a < b) == desc) { s.comp[i] = b; s.comp[j] = a; }
       }
       __syncthreads();
     }
   }
+  i32* out = p.out + (i64)row * p.k;
+  for (int j = threadIdx.x; j < p.k; j += THREADS) {
+    i32 idx = -1;
+    if (j < (int)n) {
+      const u32 low = (u32)s.comp[j];
+      idx = (i32)(tie_large ? low : ~low);
+    }
+    out[j] = transform_index(p, row, req, idx);
+  }
 }
 
-// Write the final k outputs of `row` from the buffer.
-__device__ void emit(Shared& s, const Params& p, const State& st, int row) {
+// Select a tile and deliver it: to the output row (`final`) or to workspace list `slot`.
+template <int U, int V, class IdxOf>
+__device__ void finish_tile(Shared& s, const Params& p, int row, bool final, int buf, i64 slot,
+                            const u32 (&key)[U][V], const u32 (&valid)[U], u32 n_valid, IdxOf idx_of) {
   const bool tie_large = p.tie_large != 0;
-  const int n = st.n;
-  const int req = p.transform == 2 ? find_request(p, row) : -1;
-  i32* out = p.out + (i64)row * p.k;
-  if (p.sorted) {
-    sort_by_order(s, n, tie_large);
-    const u64* comp = reinterpret_cast<const u64*>(s.keys);
-    for (int j = threadIdx.x; j < p.k; j += THREADS) {
-      i32 idx = -1;
-      if (j < n) {
-        u32 lo = (u32)comp[j];
-        idx = (i32)(tie_large ? lo : ~lo);
-      }
-      out[j] = transform_index(p, row, req, idx);
-    }
-  } else {
-    for (int j = threadIdx.x; j < p.k; j += THREADS)
-      out[j] = transform_index(p, row, req, j < n ? (i32)s.idx[j] : -1);
+  if (!final) {
+    u32* keys = p.ws[buf] + slot * KMAX;
+    u32* idx = p.ws[buf] + (i64)p.rows * p.ws_lists[buf] * KMAX + slot * KMAX;
+    const u32 n = select_tile<U, V>(s, key, valid, n_valid, p.k, tie_large,
+                                    [&](u32 pos, u32 kk, int u, int v) {
+                                      keys[pos] = kk;
+                                      idx[pos] = idx_of(u, v);
+                                    });
+    if (threadIdx.x == 0) p.ws_count[buf][slot] = (i32)n;
+    return;
   }
+  const int req = p.transform == 2 ? find_request(p, row) : -1;
+  if (p.sorted) {
+    const u32 n = select_tile<U, V>(s, key, valid, n_valid, p.k, tie_large,
+                                    [&](u32 pos, u32 kk, int u, int v) {
+                                      const u32 i = idx_of(u, v);
+                                      s.comp[pos] = ((u64)kk << 32) | (tie_large ? i : ~i);
+                                    });
+    __syncthreads();
+    emit_sorted(s, p, row, req, n, tie_large);
+    return;
+  }
+  i32* out = p.out + (i64)row * p.k;
+  const u32 n = select_tile<U, V>(s, key, valid, n_valid, p.k, tie_large,
+                                  [&](u32 pos, u32, int u, int v) {
+                                    out[pos] = transform_index(p, row, req, (i32)idx_of(u, v));
+                                  });
+  for (int j = n + threadIdx.x; j < p.k; j += THREADS) out[j] = -1;
 }
 
 }  // namespace topk
 
 using namespace topk;
 
-// Grid (rows, parts): one block per part of a row. With parts == 1 it writes the final output.
-extern "C" __global__ void __launch_bounds__(THREADS) DSA_ENTRY_SELECT(const Params p) {
-  extern __shared__ __align__(16) unsigned char smem_raw[];
-  Shared& s = *reinterpret_cast<Shared*>(smem_raw);
+// Grid (rows, parts): part `blockIdx.y` of each row is one tile. `parts == 1`: writes the output;
+// otherwise writes workspace buffer 0.
+extern "C" __global__ void __launch_bounds__(THREADS) DSA_ENTRY_SELECT(const Params p, int parts) {
+  __shared__ Shared s;
   const int row = blockIdx.x, part = blockIdx.y;
-  const bool tie_large = p.tie_large != 0;
   i64 start, len;
   row_window(p, row, start, len);
-  // This part's slice of the row, in candidate positions.
-  const i64 lo = len * part / p.parts, hi = len * (part + 1) / p.parts;
-  const SCORE_T* rowp = reinterpret_cast<const SCORE_T*>(p.scores) + (i64)row * p.stride + start;
-  State st{0, 0ull};
-  if (p.parts == 1 && !p.sorted && len <= p.k) {
+  const bool final = parts == 1;
+  if (final && !p.sorted && len <= p.k) {
     // Every candidate is in the set and the order is by index: no score needs reading.
     const int req = p.transform == 2 ? find_request(p, row) : -1;
     for (int j = threadIdx.x; j < p.k; j += THREADS)
       p.out[(i64)row * p.k + j] = transform_index(p, row, req, j < len ? j : -1);
     return;
   }
-  if (hi - lo > 0) {
-    // Chunks are aligned to 16 bytes in memory, so vector loads stay aligned whatever the
-    // row's start; positions outside [lo, hi) are masked.
-    const i64 align = (i64)((reinterpret_cast<u64>(rowp) & 15u) / sizeof(SCORE_T));
-    i64 first = ((lo + align) / VEC) * VEC - align;
-    for (i64 c = first; c < hi; c += (i64)THREADS * VEC) {
-      u32 keys[VEC], pos[VEC], valid;
-      load_scores(rowp, c + (i64)threadIdx.x * VEC, lo, hi, keys, pos, valid);
-      append(s, st, p.k, tie_large, keys, pos, valid);
-    }
-  }
-  if (st.n > p.k) compact(s, st, p.k, tie_large);
-  if (p.parts == 1) {
-    emit(s, p, st, row);
-    return;
-  }
-  const i64 slot = ((i64)row * p.parts + part);
-  for (int j = threadIdx.x; j < st.n; j += THREADS) {
-    p.ws_keys[slot * KMAX + j] = s.keys[j];
-    p.ws_idx[slot * KMAX + j] = s.idx[j];
-  }
-  if (threadIdx.x == 0) p.ws_count[slot] = st.n;
-}
-
-// One block per row: stream the parts' survivors in part order (= index order) and finish.
-extern "C" __global__ void __launch_bounds__(THREADS) DSA_ENTRY_MERGE(const Params p) {
-  extern __shared__ __align__(16) unsigned char smem_raw[];
-  Shared& s = *reinterpret_cast<Shared*>(smem_raw);
-  const int row = blockIdx.x;
-  const bool tie_large = p.tie_large != 0;
-  State st{0, 0ull};
-  for (int part = 0; part < p.parts; ++part) {
-    const i64 slot = ((i64)row * p.parts + part);
-    const int cnt = p.ws_count[slot];
-    for (int c = 0; c < cnt; c += THREADS * VEC) {
-      u32 keys[VEC], pos[VEC], valid = 0;
+  // Tile `part` holds candidates [part * TILE, part * TILE + TILE). A vector whose address is
+  // 16-byte aligned and whose positions are all candidates is one load; others (a misaligned
+  // row start, the row's end) load element by element.
+  const SCORE_T* rowp = reinterpret_cast<const SCORE_T*>(p.scores) + (i64)row * p.stride + start;
+  const bool aligned = (reinterpret_cast<u64>(rowp) & 15u) == 0;
+  constexpr int U = ITEMS / VEC;
+  const i64 tile0 = (i64)part * TILE;
+  u32 key[U][VEC], valid[U];
+#pragma unroll
+  for (int u = 0; u < U; ++u) {
+    const i64 q0 = tile0 + ((i64)u * THREADS + threadIdx.x) * VEC;
+    valid[u] = 0;
+    if (aligned && q0 + VEC <= len) {
+      union { uint4 v; SCORE_T e[VEC]; } x;
+      x.v = __ldg(reinterpret_cast<const uint4*>(rowp + q0));
+#pragma unroll
+      for (int v = 0; v < VEC; ++v) key[u][v] = order_key(dsa::to_float(x.e[v]));
+      valid[u] = (1u << VEC) - 1u;
+    } else {
 #pragma unroll
       for (int v = 0; v < VEC; ++v) {
-        int j = c + threadIdx.x * VEC + v;
-        keys[v] = j < cnt ? p.ws_keys[slot * KMAX + j] : 0u;
-        pos[v] = j < cnt ? p.ws_idx[slot * KMAX + j] : 0u;
-        valid |= (u32)(j < cnt) << v;
+        key[u][v] = 0u;
+        if (q0 + v < len) {
+          key[u][v] = order_key(dsa::to_float(rowp[q0 + v]));
+          valid[u] |= 1u << v;
+        }
       }
-      append(s, st, p.k, tie_large, keys, pos, valid);
     }
   }
-  if (st.n > p.k) compact(s, st, p.k, tie_large);
-  emit(s, p, st, row);
+  const i64 in_tile = len - tile0;
+  const u32 n_valid = in_tile <= 0 ? 0u : (in_tile >= TILE ? (u32)TILE : (u32)in_tile);
+  const i64 slot = (i64)row * p.ws_lists[0] + part;
+  finish_tile<U, VEC>(s, p, row, final, 0, slot, key, valid, n_valid, [&](int u, int v) {
+    return (u32)(tile0 + ((i64)u * THREADS + threadIdx.x) * VEC + v);
+  });
+}
+
+// Grid (rows, groups): group `blockIdx.y` merges lists [g*F, g*F + F) of the previous level
+// (`lists_in` per row, in buffer `in_buf`) as one tile. `groups == 1`: writes the output;
+// otherwise writes buffer 1 - in_buf.
+extern "C" __global__ void __launch_bounds__(THREADS) DSA_ENTRY_MERGE(const Params p, int lists_in,
+                                                                       int in_buf, int groups) {
+  __shared__ Shared s;
+  constexpr int MV = 4, U = ITEMS / MV, F = TILE / KMAX;
+  const int row = blockIdx.x, group = blockIdx.y;
+  const u32* keys_in = p.ws[in_buf];
+  const u32* idx_in = p.ws[in_buf] + (i64)p.rows * p.ws_lists[in_buf] * KMAX;
+  u32 key[U][MV], idx[U][MV], valid[U];
+  u32 n_valid = 0;
+  for (int l = 0; l < F; ++l) {
+    const int list = group * F + l;
+    if (list < lists_in) n_valid += (u32)p.ws_count[in_buf][(i64)row * p.ws_lists[in_buf] + list];
+  }
+#pragma unroll
+  for (int u = 0; u < U; ++u) {
+    const int f = (u * THREADS + threadIdx.x) * MV;  // flat position in the tile
+    const int list = group * F + f / KMAX, j = f % KMAX;
+    valid[u] = 0;
+    if (list < lists_in) {
+      const i64 slot = (i64)row * p.ws_lists[in_buf] + list;
+      const int cnt = p.ws_count[in_buf][slot];
+      const uint4 kv = *reinterpret_cast<const uint4*>(keys_in + slot * KMAX + j);
+      const uint4 iv = *reinterpret_cast<const uint4*>(idx_in + slot * KMAX + j);
+      key[u][0] = kv.x; key[u][1] = kv.y; key[u][2] = kv.z; key[u][3] = kv.w;
+      idx[u][0] = iv.x; idx[u][1] = iv.y; idx[u][2] = iv.z; idx[u][3] = iv.w;
+#pragma unroll
+      for (int v = 0; v < MV; ++v) valid[u] |= (u32)(j + v < cnt) << v;
+    }
+  }
+  const bool final = groups == 1;
+  const i64 slot = (i64)row * p.ws_lists[1 - in_buf] + group;
+  finish_tile<U, MV>(s, p, row, final, 1 - in_buf, slot, key, valid, n_valid,
+                     [&](int u, int v) { return idx[u][v]; });
 }
