@@ -2,7 +2,9 @@
 
 use crate::collective::ConsistencyPolicy;
 use crate::error::{IndexerError, Result};
+use crate::layout::CacheLayout;
 pub use dsa_hadamard::DType;
+use dsa_topk::{RequestMap, TopkConfig, Transform};
 use std::fmt;
 
 /// Largest `k` supported (the top-k crate's limit).
@@ -118,9 +120,26 @@ impl IndexerConfig {
         Ok(())
     }
 
-    /// Bytes of one cache page: `page_size * dim` FP8 keys, then `page_size` f32 scales.
-    pub fn page_bytes(&self) -> usize {
-        self.page_size * (self.dim + 4)
+    /// The paged index-key cache geometry.
+    pub fn cache_layout(&self) -> CacheLayout {
+        CacheLayout {
+            page_size: self.page_size,
+            dim: self.dim,
+        }
+    }
+
+    /// The top-k every stage and the reference use: `k`, f32 scores, ties to the smaller
+    /// index, ascending index order, with `transform` fused.
+    pub fn topk_config(&self, transform: Transform) -> TopkConfig {
+        TopkConfig::new(self.k).transform(transform)
+    }
+
+    /// The decode top-k's transform: paged, one row per request.
+    pub fn paged_transform(&self) -> Transform {
+        Transform::Paged {
+            page_size: self.page_size as u32,
+            requests: RequestMap::PerRow,
+        }
     }
 
     /// The folded weight's constant factor, `H^-0.5 * D^-0.5` rounded to f32.
@@ -142,8 +161,11 @@ mod tests {
     fn defaults_are_deepseek_v32_and_valid() {
         let c = IndexerConfig::default();
         assert!(c.validate().is_ok());
-        assert_eq!((c.heads, c.dim, c.rope_dim, c.page_size, c.k), (64, 128, 64, 64, 2048));
-        assert_eq!(c.page_bytes(), 64 * 132);
+        assert_eq!(
+            (c.heads, c.dim, c.rope_dim, c.page_size, c.k),
+            (64, 128, 64, 64, 2048)
+        );
+        assert_eq!(c.cache_layout().page_bytes(), 64 * 132);
         assert_eq!(c.weight_scale(), (1.0f64 / 8192f64.sqrt()) as f32);
     }
 
@@ -154,19 +176,40 @@ mod tests {
             IndexerConfig { dim: 96, ..base },
             IndexerConfig { heads: 24, ..base },
             IndexerConfig { heads: 128, ..base },
-            IndexerConfig { rope_dim: 66, ..base },
-            IndexerConfig { rope_dim: 136, ..base },
-            IndexerConfig { page_size: 48, ..base },
+            IndexerConfig {
+                rope_dim: 66,
+                ..base
+            },
+            IndexerConfig {
+                rope_dim: 136,
+                ..base
+            },
+            IndexerConfig {
+                page_size: 48,
+                ..base
+            },
             IndexerConfig { k: 0, ..base },
             IndexerConfig { k: 5000, ..base },
-            IndexerConfig { eps: f32::NAN, ..base },
+            IndexerConfig {
+                eps: f32::NAN,
+                ..base
+            },
         ];
         for c in cases {
-            assert!(matches!(c.validate(), Err(IndexerError::Config(_))), "{c:?}");
+            assert!(
+                matches!(c.validate(), Err(IndexerError::Config(_))),
+                "{c:?}"
+            );
         }
         let glm = IndexerConfig { heads: 32, ..base };
         assert!(glm.validate().is_ok());
-        let small = IndexerConfig { heads: 128, dim: 64, rope_dim: 0, page_size: 1, ..base };
+        let small = IndexerConfig {
+            heads: 128,
+            dim: 64,
+            rope_dim: 0,
+            page_size: 1,
+            ..base
+        };
         assert!(small.validate().is_ok());
     }
 }

@@ -65,7 +65,8 @@ impl ScoresVariant {
     pub fn all() -> Vec<ScoresVariant> {
         DIMS.iter()
             .flat_map(|&dim| {
-                (1..=MAX_QUERY_ELEMS / (16 * dim)).map(move |m| ScoresVariant { heads: 16 * m, dim })
+                (1..=MAX_QUERY_ELEMS / (16 * dim))
+                    .map(move |m| ScoresVariant { heads: 16 * m, dim })
             })
             .collect()
     }
@@ -73,7 +74,11 @@ impl ScoresVariant {
 
 impl fmt::Display for PrepVariant {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "indexer.prep[{},d={},warps={PREP_WARPS}]", self.input, self.dim)
+        write!(
+            f,
+            "indexer.prep[{},d={},warps={PREP_WARPS}]",
+            self.input, self.dim
+        )
     }
 }
 
@@ -145,8 +150,14 @@ mod tests {
         ids.sort();
         ids.dedup();
         assert_eq!(ids.len(), specs.len());
-        assert!(ScoresVariant::all().contains(&ScoresVariant { heads: 64, dim: 128 }));
-        assert!(ScoresVariant::all().contains(&ScoresVariant { heads: 128, dim: 64 }));
+        assert!(ScoresVariant::all().contains(&ScoresVariant {
+            heads: 64,
+            dim: 128
+        }));
+        assert!(ScoresVariant::all().contains(&ScoresVariant {
+            heads: 128,
+            dim: 64
+        }));
         assert_eq!(ScoresVariant::all().len(), 4 + 8);
         assert_eq!(PrepVariant::all().len(), 6);
         let c = IndexerConfig::default();

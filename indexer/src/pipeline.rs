@@ -1,0 +1,541 @@
+//! The indexer: config -> plan -> prefill / decode on the caller's stream.
+
+use crate::collective::{self, Communicator, IndexRows, VerifyWorkspace};
+use crate::config::IndexerConfig;
+use crate::error::{IndexerError, Result, check_opt_ptr, check_ptr};
+use crate::key_path::{KeyPathArgs, check_key_path, launch_key_path};
+use crate::launch;
+use crate::plan::{DecodePlan, DecodeShape, PrefillPlan, PrefillShape, WorkspaceRegions};
+use crate::query_path::{QueryPathArgs, check_query_path, launch_query_path};
+use crate::scores::{
+    PagedScoresArgs, RaggedScoresArgs, check_scores_paged, check_scores_ragged,
+    launch_scores_paged, launch_scores_ragged,
+};
+use crate::variant::{PrepVariant, ScoresVariant};
+use cudarc::driver::{CudaContext, CudaStream};
+use dsa_jit_cache::DeviceInfo;
+use dsa_topk::{TopkArgs, TopkPlan, TransformArgs};
+use std::sync::Arc;
+
+/// A validated indexer configuration; makes plans.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Indexer {
+    config: IndexerConfig,
+}
+
+impl Indexer {
+    /// Validates `config` ([`IndexerConfig::validate`]).
+    pub fn new(config: IndexerConfig) -> Result<Self> {
+        config.validate()?;
+        Ok(Indexer { config })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &IndexerConfig {
+        &self.config
+    }
+
+    /// Plans a prefill call (host only: no launch, no device access).
+    pub fn plan_prefill(&self, shape: PrefillShape, device: &DeviceInfo) -> Result<PrefillPlan> {
+        PrefillPlan::new(self.config, shape, device)
+    }
+
+    /// Plans a decode step (host only: no launch, no device access).
+    pub fn plan_decode(&self, shape: DecodeShape, device: &DeviceInfo) -> Result<DecodePlan> {
+        DecodePlan::new(self.config, shape, device)
+    }
+
+    /// Compiles (or fetches) and loads the indexer's kernels into `ctx`, so that the first call
+    /// (e.g. inside a CUDA-graph capture) does no JIT work. Plans' `prepare` also loads top-k.
+    pub fn prepare(&self, ctx: &Arc<CudaContext>) -> Result<()> {
+        launch::prepare(
+            ctx,
+            &PrepVariant::of(&self.config),
+            &ScoresVariant::of(&self.config),
+        )
+    }
+}
+
+/// The per-token inputs every call reads (device pointers; `T` tokens: prefill's new tokens
+/// or decode's one token per request).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TokenArgs {
+    /// `[T, H, D]` index queries, input dtype.
+    pub q: u64,
+    /// `[T, H]` f32 head weights.
+    pub weights: u64,
+    /// `[T, D]` index keys before the LayerNorm, input dtype.
+    pub k: u64,
+    /// `[D]` LayerNorm weight, input dtype (0: ones).
+    pub ln_weight: u64,
+    /// `[D]` LayerNorm bias, input dtype (0: zeros).
+    pub ln_bias: u64,
+    /// `[T]` i64 positions.
+    pub positions: u64,
+    /// `[max_positions, R]` f32 RoPE table (`R/2` cosines then `R/2` sines per position).
+    pub cos_sin: u64,
+    /// `[T]` i64 cache slot of each new key (negative: not stored).
+    pub out_cache_loc: u64,
+    /// The paged index-key cache ([`crate::CacheLayout`]), 16-byte aligned.
+    pub cache: u64,
+}
+
+/// Device buffers of a prefill call (`T` tokens, `S` keys, shapes from the plan).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PrefillArgs {
+    /// Per-token inputs and the cache.
+    pub tokens: TokenArgs,
+    /// `[S, D]` u8 contiguous key buffer (16-byte aligned). The call writes the new keys at rows
+    /// `new_keys_offset..new_keys_offset + T`; the caller fills the others (e.g. a prefix).
+    pub keys_fp8: u64,
+    /// `[S]` f32 scales of the key buffer.
+    pub keys_scale: u64,
+    /// First row of the new keys in the key buffer (`+ T <= S`).
+    pub new_keys_offset: usize,
+    /// `[T]` i32 first key of each token's range.
+    pub ks: u64,
+    /// `[T]` i32 end key of each token's range (exclusive).
+    pub ke: u64,
+    /// `[T]` i32 offsets added to each selected position (0: the clamped `ks`, so indices
+    /// are rows of the key buffer).
+    pub topk_offsets: u64,
+    /// `[T, stride]` f32 logits out.
+    pub logits: u64,
+    /// `[T, k]` i32 indices out.
+    pub indices: u64,
+    /// Workspace of [`PrefillPlan::workspace_bytes`], 16-byte aligned.
+    pub workspace: u64,
+    /// Its size.
+    pub workspace_bytes: usize,
+}
+
+/// Device buffers of a decode step (`B` requests, shapes from the plan).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DecodeArgs {
+    /// Per-token inputs (one token per request) and the cache.
+    pub tokens: TokenArgs,
+    /// `[B, bt_stride]` i32 page ids.
+    pub block_table: u64,
+    /// `[B]` i32 context lengths, the new token included.
+    pub context_lens: u64,
+    /// `[B, stride]` f32 logits out.
+    pub logits: u64,
+    /// `[B, k]` i32 indices out: cache slots `page * P + offset`, -1 pads.
+    pub indices: u64,
+    /// Workspace of [`DecodePlan::workspace_bytes`], 16-byte aligned.
+    pub workspace: u64,
+    /// Its size.
+    pub workspace_bytes: usize,
+}
+
+fn check_workspace(ptr: u64, given: usize, needed: usize) -> Result<()> {
+    if needed > 0 {
+        check_ptr("workspace", ptr, 16)?;
+    }
+    if given < needed {
+        return Err(IndexerError::Workspace { given, needed });
+    }
+    Ok(())
+}
+
+fn key_args(t: &TokenArgs, tokens: usize, max_positions: usize, cache_pages: usize) -> KeyPathArgs {
+    KeyPathArgs {
+        tokens,
+        k: t.k,
+        ln_weight: t.ln_weight,
+        ln_bias: t.ln_bias,
+        positions: t.positions,
+        cos_sin: t.cos_sin,
+        max_positions,
+        cache: t.cache,
+        cache_pages,
+        out_cache_loc: t.out_cache_loc,
+        keys_fp8: 0,
+        keys_scale: 0,
+    }
+}
+
+fn query_args(
+    t: &TokenArgs,
+    tokens: usize,
+    max_positions: usize,
+    ws: u64,
+    r: &WorkspaceRegions,
+) -> QueryPathArgs {
+    QueryPathArgs {
+        tokens,
+        q: t.q,
+        weights: t.weights,
+        positions: t.positions,
+        cos_sin: t.cos_sin,
+        max_positions,
+        q_fp8: ws + r.q_fp8 as u64,
+        weights_out: ws + r.weights as u64,
+    }
+}
+
+/// Checks that a policy that needs a communicator has one (before anything is launched).
+fn check_policy(config: &IndexerConfig, comm: Option<&Communicator>) -> Result<()> {
+    if config.policy.needs_communicator() && comm.is_none() {
+        return Err(IndexerError::NoCommunicator(config.policy));
+    }
+    Ok(())
+}
+
+/// The consistency stage: the config's policy over the `[rows, k]` indices.
+fn enforce(
+    config: &IndexerConfig,
+    comm: Option<&Communicator>,
+    stream: &Arc<CudaStream>,
+    rows: usize,
+    indices: u64,
+    ws: u64,
+    r: &WorkspaceRegions,
+) -> Result<()> {
+    let (Some(comm), true) = (comm, config.policy.needs_communicator() && rows > 0) else {
+        return Ok(());
+    };
+    // SAFETY: `indices` holds [rows, k] i32 (checked by the caller's plan launch) and the
+    // verify region was sized by the plan for `rows`.
+    let idx = unsafe { IndexRows::from_raw(indices, rows, config.k)? };
+    let layout = collective::WorkspaceLayout::verify(rows);
+    let vws = if config.policy.verifies() {
+        // SAFETY: the plan reserved `layout.total_bytes` at this offset of the workspace.
+        Some(unsafe {
+            VerifyWorkspace::from_raw(ws + r.verify as u64, layout.total_bytes, layout)?
+        })
+    } else {
+        None
+    };
+    comm.enforce(config.policy, &idx, vws.as_ref(), stream)?;
+    Ok(())
+}
+
+impl PrefillPlan {
+    /// Loads every kernel the call uses into `ctx` (see [`Indexer::prepare`]).
+    pub fn prepare(&self, ctx: &Arc<CudaContext>) -> Result<()> {
+        launch::prepare(
+            ctx,
+            &PrepVariant::of(&self.config),
+            &ScoresVariant::of(&self.config),
+        )?;
+        Ok(self.topk.prepare(ctx)?)
+    }
+
+    fn check(&self, a: &PrefillArgs) -> Result<()> {
+        check_workspace(a.workspace, a.workspace_bytes, self.workspace_bytes())?;
+        check_ptr("indices", a.indices, 4)?;
+        check_opt_ptr("topk_offsets", a.topk_offsets, 4)?;
+        if a.new_keys_offset + self.shape.tokens > self.shape.num_keys {
+            return Err(IndexerError::Shape(format!(
+                "new keys at rows {}..{} of a {}-row key buffer",
+                a.new_keys_offset,
+                a.new_keys_offset + self.shape.tokens,
+                self.shape.num_keys
+            )));
+        }
+        Ok(())
+    }
+
+    /// Every host-visible check of every stage, before the first launch.
+    fn check_all(&self, a: &PrefillArgs, comm: Option<&Communicator>) -> Result<()> {
+        check_policy(&self.config, comm)?;
+        self.check(a)?;
+        check_key_path(&self.config, &self.key_args(a))?;
+        check_query_path(&self.config, &self.query_args(a))?;
+        check_scores_ragged(&self.scores_args(a), self.split)
+    }
+
+    fn key_args(&self, a: &PrefillArgs) -> KeyPathArgs {
+        let s = &self.shape;
+        let d = self.config.dim as u64;
+        let mut args = key_args(&a.tokens, s.tokens, s.max_positions, s.cache_pages);
+        args.keys_fp8 = a.keys_fp8 + a.new_keys_offset as u64 * d;
+        args.keys_scale = a.keys_scale + a.new_keys_offset as u64 * 4;
+        if a.keys_fp8 == 0 || a.keys_scale == 0 {
+            (args.keys_fp8, args.keys_scale) = (a.keys_fp8, a.keys_scale);
+        }
+        args
+    }
+
+    fn query_args(&self, a: &PrefillArgs) -> QueryPathArgs {
+        let s = &self.shape;
+        query_args(
+            &a.tokens,
+            s.tokens,
+            s.max_positions,
+            a.workspace,
+            &self.regions,
+        )
+    }
+
+    fn scores_args(&self, a: &PrefillArgs) -> RaggedScoresArgs {
+        let (ws, r) = (a.workspace, &self.regions);
+        RaggedScoresArgs {
+            tokens: self.shape.tokens,
+            q_fp8: ws + r.q_fp8 as u64,
+            weights: ws + r.weights as u64,
+            keys_fp8: a.keys_fp8,
+            keys_scale: a.keys_scale,
+            num_keys: self.shape.num_keys,
+            ks: a.ks,
+            ke: a.ke,
+            logits: a.logits,
+            stride: self.shape.stride,
+            starts_out: ws + r.row_info as u64,
+            lengths_out: ws + r.lengths as u64,
+        }
+    }
+
+    /// Stage 1: the key path into the cache and the key buffer.
+    ///
+    /// # Safety
+    /// As [`PrefillPlan::prefill`].
+    pub unsafe fn key_path(&self, stream: &Arc<CudaStream>, a: &PrefillArgs) -> Result<()> {
+        self.check(a)?;
+        // SAFETY: forwarded from the caller.
+        unsafe { launch_key_path(&self.config, stream, &self.key_args(a)) }
+    }
+
+    /// Stage 2: the query path into the workspace.
+    ///
+    /// # Safety
+    /// As [`PrefillPlan::prefill`].
+    pub unsafe fn query_path(&self, stream: &Arc<CudaStream>, a: &PrefillArgs) -> Result<()> {
+        self.check(a)?;
+        // SAFETY: forwarded from the caller; the workspace regions were sized by the plan.
+        unsafe { launch_query_path(&self.config, stream, &self.query_args(a)) }
+    }
+
+    /// Stage 3: the scores from the workspace's queries and the key buffer.
+    ///
+    /// # Safety
+    /// As [`PrefillPlan::prefill`].
+    pub unsafe fn scores(&self, stream: &Arc<CudaStream>, a: &PrefillArgs) -> Result<()> {
+        self.check(a)?;
+        // SAFETY: forwarded from the caller; the workspace regions were sized by the plan.
+        unsafe { launch_scores_ragged(&self.config, stream, &self.scores_args(a), self.split) }
+    }
+
+    /// Stage 4: top-k over the logits with the fused ragged transform (reads the clamped
+    /// starts and lengths the scores stage wrote to the workspace).
+    ///
+    /// # Safety
+    /// As [`PrefillPlan::prefill`].
+    pub unsafe fn topk(&self, stream: &Arc<CudaStream>, a: &PrefillArgs) -> Result<()> {
+        self.check(a)?;
+        let (ws, r) = (a.workspace, &self.regions);
+        let starts = ws + r.row_info as u64;
+        let offsets = if a.topk_offsets != 0 {
+            a.topk_offsets
+        } else {
+            starts
+        };
+        let args = TopkArgs {
+            scores: a.logits,
+            lengths: ws + r.lengths as u64,
+            row_starts: starts,
+            out: a.indices,
+            workspace: ws + r.topk as u64,
+            workspace_bytes: self.topk.workspace_bytes(),
+            transform: TransformArgs::Ragged { offsets },
+        };
+        // SAFETY: forwarded from the caller; the top-k region was sized by the plan.
+        unsafe { run_topk(&self.topk, stream, &args) }
+    }
+
+    /// The whole prefill: key path, query path, scores, top-k, then the config's consistency
+    /// policy over `comm`. No allocation, no host synchronisation.
+    ///
+    /// # Safety
+    /// Every non-zero pointer in `a` must be device memory on `stream`'s context of the shape
+    /// documented on [`PrefillArgs`] / [`TokenArgs`] for this plan's shape, alive until the work
+    /// completes. Nulls, misalignment, a short workspace and a missing communicator are errors
+    /// reported before any launch.
+    pub unsafe fn prefill(
+        &self,
+        stream: &Arc<CudaStream>,
+        a: &PrefillArgs,
+        comm: Option<&Communicator>,
+    ) -> Result<()> {
+        self.check_all(a, comm)?;
+        // SAFETY (all four): forwarded from the caller.
+        unsafe {
+            self.key_path(stream, a)?;
+            self.query_path(stream, a)?;
+            self.scores(stream, a)?;
+            self.topk(stream, a)?;
+        }
+        let r = &self.regions;
+        enforce(
+            &self.config,
+            comm,
+            stream,
+            self.shape.tokens,
+            a.indices,
+            a.workspace,
+            r,
+        )
+    }
+}
+
+impl DecodePlan {
+    /// Loads every kernel the step uses into `ctx` (call before capturing a graph).
+    pub fn prepare(&self, ctx: &Arc<CudaContext>) -> Result<()> {
+        launch::prepare(
+            ctx,
+            &PrepVariant::of(&self.config),
+            &ScoresVariant::of(&self.config),
+        )?;
+        Ok(self.topk.prepare(ctx)?)
+    }
+
+    fn check(&self, a: &DecodeArgs) -> Result<()> {
+        check_workspace(a.workspace, a.workspace_bytes, self.workspace_bytes())?;
+        check_ptr("indices", a.indices, 4)
+    }
+
+    /// Every host-visible check of every stage, before the first launch.
+    fn check_all(&self, a: &DecodeArgs, comm: Option<&Communicator>) -> Result<()> {
+        check_policy(&self.config, comm)?;
+        self.check(a)?;
+        check_key_path(&self.config, &self.key_args(a))?;
+        check_query_path(&self.config, &self.query_args(a))?;
+        check_scores_paged(&self.config, &self.scores_args(a), self.split)
+    }
+
+    fn key_args(&self, a: &DecodeArgs) -> KeyPathArgs {
+        let s = &self.shape;
+        key_args(&a.tokens, s.batch, s.max_positions, s.cache_pages)
+    }
+
+    fn query_args(&self, a: &DecodeArgs) -> QueryPathArgs {
+        let s = &self.shape;
+        query_args(
+            &a.tokens,
+            s.batch,
+            s.max_positions,
+            a.workspace,
+            &self.regions,
+        )
+    }
+
+    fn scores_args(&self, a: &DecodeArgs) -> PagedScoresArgs {
+        let (ws, r) = (a.workspace, &self.regions);
+        PagedScoresArgs {
+            batch: self.shape.batch,
+            q_fp8: ws + r.q_fp8 as u64,
+            weights: ws + r.weights as u64,
+            cache: a.tokens.cache,
+            cache_pages: self.shape.cache_pages,
+            block_table: a.block_table,
+            bt_stride: self.shape.bt_stride,
+            bt_cols: self.bt_cols,
+            context_lens: a.context_lens,
+            logits: a.logits,
+            stride: self.shape.stride,
+            row_map_out: ws + r.row_info as u64,
+        }
+    }
+
+    /// Stage 1: the key path into the cache.
+    ///
+    /// # Safety
+    /// As [`DecodePlan::decode`].
+    pub unsafe fn key_path(&self, stream: &Arc<CudaStream>, a: &DecodeArgs) -> Result<()> {
+        self.check(a)?;
+        // SAFETY: forwarded from the caller.
+        unsafe { launch_key_path(&self.config, stream, &self.key_args(a)) }
+    }
+
+    /// Stage 2: the query path into the workspace.
+    ///
+    /// # Safety
+    /// As [`DecodePlan::decode`].
+    pub unsafe fn query_path(&self, stream: &Arc<CudaStream>, a: &DecodeArgs) -> Result<()> {
+        self.check(a)?;
+        // SAFETY: forwarded from the caller; the workspace regions were sized by the plan.
+        unsafe { launch_query_path(&self.config, stream, &self.query_args(a)) }
+    }
+
+    /// Stage 3: the scores through the block tables (also writes top-k's request map).
+    ///
+    /// # Safety
+    /// As [`DecodePlan::decode`].
+    pub unsafe fn scores(&self, stream: &Arc<CudaStream>, a: &DecodeArgs) -> Result<()> {
+        self.check(a)?;
+        // SAFETY: forwarded from the caller; the workspace regions were sized by the plan.
+        unsafe { launch_scores_paged(&self.config, stream, &self.scores_args(a), self.split) }
+    }
+
+    /// Stage 4: top-k over the logits with the fused paged transform.
+    ///
+    /// # Safety
+    /// As [`DecodePlan::decode`].
+    pub unsafe fn topk(&self, stream: &Arc<CudaStream>, a: &DecodeArgs) -> Result<()> {
+        self.check(a)?;
+        let (ws, r) = (a.workspace, &self.regions);
+        let args = TopkArgs {
+            scores: a.logits,
+            lengths: a.context_lens,
+            row_starts: 0,
+            out: a.indices,
+            workspace: ws + r.topk as u64,
+            workspace_bytes: self.topk.workspace_bytes(),
+            transform: TransformArgs::Paged {
+                page_table: a.block_table,
+                stride: self.shape.bt_stride,
+                cols: self.bt_cols,
+                num_requests: self.shape.batch,
+                rows_to_requests: ws + r.row_info as u64,
+            },
+        };
+        // SAFETY: forwarded from the caller; the request map was written by the scores stage.
+        unsafe { run_topk(&self.topk, stream, &args) }
+    }
+
+    /// The whole decode step: key path, query path, scores, top-k, then the config's
+    /// consistency policy over `comm`. No allocation, no host synchronisation, no host reads of
+    /// device data: capturable in a CUDA graph (after [`DecodePlan::prepare`]) and replayable
+    /// with new data in the same buffers.
+    ///
+    /// # Safety
+    /// Every non-zero pointer in `a` must be device memory on `stream`'s context of the shape
+    /// documented on [`DecodeArgs`] / [`TokenArgs`] for this plan's shape, alive until the work
+    /// completes (or as long as a graph that captured it may replay). Nulls, misalignment, a
+    /// short workspace and a missing communicator are errors reported before any launch.
+    pub unsafe fn decode(
+        &self,
+        stream: &Arc<CudaStream>,
+        a: &DecodeArgs,
+        comm: Option<&Communicator>,
+    ) -> Result<()> {
+        self.check_all(a, comm)?;
+        // SAFETY (all four): forwarded from the caller.
+        unsafe {
+            self.key_path(stream, a)?;
+            self.query_path(stream, a)?;
+            self.scores(stream, a)?;
+            self.topk(stream, a)?;
+        }
+        let r = &self.regions;
+        enforce(
+            &self.config,
+            comm,
+            stream,
+            self.shape.batch,
+            a.indices,
+            a.workspace,
+            r,
+        )
+    }
+}
+
+/// Top-k launch with the indexer's error type.
+///
+/// # Safety
+/// As [`TopkPlan::launch`].
+unsafe fn run_topk(plan: &TopkPlan, stream: &Arc<CudaStream>, args: &TopkArgs) -> Result<()> {
+    // SAFETY: forwarded from the caller.
+    Ok(unsafe { plan.launch(stream, args) }?)
+}

@@ -1,0 +1,421 @@
+//! Stage 3, the scores: `logit[t, s] = sum_h w'[t,h] * relu(dot(q8[t,h], k8[s]) * k_scale[s])`
+//! with FP8 tensor-core MMA, over a contiguous key buffer (prefill, ragged ranges) or through
+//! block tables into the paged cache (decode).
+
+use crate::config::IndexerConfig;
+use crate::error::{IndexerError, Result, check_opt_ptr, check_ptr};
+use crate::launch::{SCORES, launch};
+use crate::variant::{DECODE_STEP, DECODE_WARPS, PREFILL_TILE, PREFILL_WARPS, ScoresVariant};
+use cudarc::driver::{CudaStream, DeviceRepr};
+use dsa_jit_cache::DeviceInfo;
+use std::sync::Arc;
+
+/// Largest number of logit columns a prefill block scores (keeps causal work balanced).
+const PREFILL_MAX_COLS: usize = 2048;
+/// Blocks per SM the split heuristics aim for.
+const BLOCKS_PER_SM: usize = 8;
+
+/// How a scores launch splits the logit columns: `splits` blocks of `cols_per_split` per row
+/// group. Depends on host-known sizes only.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ColumnSplit {
+    /// Blocks along the columns (`gridDim.y`).
+    pub splits: u32,
+    /// Columns per block, a multiple of the kernel's step.
+    pub cols_per_split: u32,
+}
+
+impl ColumnSplit {
+    /// Decode: enough blocks for `BLOCKS_PER_SM` per SM over `batch` rows.
+    pub fn decode(batch: usize, stride: usize, device: &DeviceInfo) -> Self {
+        let step = (DECODE_STEP * DECODE_WARPS) as usize;
+        let target = (device.sm_count as usize * BLOCKS_PER_SM).div_ceil(batch.max(1));
+        Self::fit(
+            stride,
+            target.clamp(1, stride.div_ceil(step)),
+            step,
+            usize::MAX,
+        )
+    }
+
+    /// Prefill: at most [`PREFILL_MAX_COLS`] columns per block, more splits when the token
+    /// groups alone do not fill the device.
+    pub fn prefill(tokens: usize, stride: usize, device: &DeviceInfo) -> Self {
+        let step = PREFILL_TILE as usize;
+        let groups = tokens.div_ceil(PREFILL_WARPS as usize).max(1);
+        let target = (device.sm_count as usize * BLOCKS_PER_SM / 2).div_ceil(groups);
+        Self::fit(
+            stride,
+            target.clamp(1, stride.div_ceil(step)),
+            step,
+            PREFILL_MAX_COLS,
+        )
+    }
+
+    fn fit(stride: usize, splits: usize, step: usize, max_cols: usize) -> Self {
+        let min_cols = stride.div_ceil(u16::MAX as usize); // gridDim.y <= 65535
+        let cols = stride
+            .div_ceil(splits)
+            .min(max_cols)
+            .max(min_cols)
+            .div_ceil(step)
+            * step;
+        ColumnSplit {
+            splits: stride.div_ceil(cols).max(1) as u32,
+            cols_per_split: cols as u32,
+        }
+    }
+}
+
+/// Device pointers of the prefill (ragged) scores. `T` tokens, `S` keys.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RaggedScoresArgs {
+    /// Tokens `T`.
+    pub tokens: usize,
+    /// `[T, H, D]` u8 quantized queries, 16-byte aligned.
+    pub q_fp8: u64,
+    /// `[T, H]` f32 folded weights.
+    pub weights: u64,
+    /// `[S, D]` u8 contiguous keys, 16-byte aligned.
+    pub keys_fp8: u64,
+    /// `[S]` f32 key scales.
+    pub keys_scale: u64,
+    /// Keys `S`.
+    pub num_keys: usize,
+    /// `[T]` i32 first key of each token (clamped on device to `[0, S]`).
+    pub ks: u64,
+    /// `[T]` i32 end key of each token (clamped on device to `[ks, S]`).
+    pub ke: u64,
+    /// `[T, stride]` f32 logits out (`stride >= S`).
+    pub logits: u64,
+    /// Logit row stride.
+    pub stride: usize,
+    /// `[T]` i32 out: the clamped `ks` (0: not written).
+    pub starts_out: u64,
+    /// `[T]` i32 out: the clamped range lengths (0: not written).
+    pub lengths_out: u64,
+}
+
+/// Device pointers of the decode (paged) scores. `B` requests, one query token each.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PagedScoresArgs {
+    /// Requests `B`.
+    pub batch: usize,
+    /// `[B, H, D]` u8 quantized queries, 16-byte aligned.
+    pub q_fp8: u64,
+    /// `[B, H]` f32 folded weights.
+    pub weights: u64,
+    /// The paged index-key cache, 16-byte aligned.
+    pub cache: u64,
+    /// Pages in the cache (a block-table entry outside `[0, pages)` scores `-inf`).
+    pub cache_pages: usize,
+    /// `[B, bt_stride]` i32 page ids.
+    pub block_table: u64,
+    /// Entries between block-table rows.
+    pub bt_stride: usize,
+    /// Valid columns per block-table row (`<= bt_stride`).
+    pub bt_cols: usize,
+    /// `[B]` i32 context lengths (clamped on device to `[0, min(stride, bt_cols * P)]`).
+    pub context_lens: u64,
+    /// `[B, stride]` f32 logits out.
+    pub logits: u64,
+    /// Logit row stride (the largest context).
+    pub stride: usize,
+    /// `[B]` i32 out: the identity `0..B`, top-k's request map (0: not written).
+    pub row_map_out: u64,
+}
+
+/// Mirrors `sc::RaggedParams` in scores.cu field for field.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+struct RaggedParams {
+    q8: u64,
+    wq: u64,
+    k8: u64,
+    kscale: u64,
+    ks: u64,
+    ke: u64,
+    logits: u64,
+    starts_out: u64,
+    lengths_out: u64,
+    stride: i64,
+    tokens: i32,
+    num_keys: i32,
+    cols_per_split: i32,
+    pad: i32,
+}
+
+/// Mirrors `sc::PagedParams` in scores.cu field for field.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+struct PagedParams {
+    q8: u64,
+    wq: u64,
+    cache: u64,
+    block_table: u64,
+    context_lens: u64,
+    logits: u64,
+    row_map: u64,
+    stride: i64,
+    bt_stride: i64,
+    num_pages: i64,
+    batch: i32,
+    bt_cols: i32,
+    page_log2: i32,
+    cols_per_split: i32,
+}
+
+// SAFETY: both are `repr(C)` plain data matching the kernels' by-value parameters.
+unsafe impl DeviceRepr for RaggedParams {}
+// SAFETY: as above.
+unsafe impl DeviceRepr for PagedParams {}
+
+const MAX_I32: usize = i32::MAX as usize;
+
+fn ragged_params(a: &RaggedScoresArgs, split: ColumnSplit) -> Result<RaggedParams> {
+    check_ptr("q_fp8", a.q_fp8, 16)?;
+    check_ptr("weights", a.weights, 4)?;
+    check_ptr("keys_fp8", a.keys_fp8, 16)?;
+    check_ptr("keys_scale", a.keys_scale, 4)?;
+    check_ptr("ks", a.ks, 4)?;
+    check_ptr("ke", a.ke, 4)?;
+    check_ptr("logits", a.logits, 4)?;
+    check_opt_ptr("starts_out", a.starts_out, 4)?;
+    check_opt_ptr("lengths_out", a.lengths_out, 4)?;
+    if a.tokens > MAX_I32 || a.num_keys > MAX_I32 || a.stride < a.num_keys.max(1) {
+        return Err(IndexerError::Shape(format!(
+            "prefill scores: {} tokens, {} keys, stride {} (need stride >= max(keys, 1), sizes <= i32::MAX)",
+            a.tokens, a.num_keys, a.stride
+        )));
+    }
+    Ok(RaggedParams {
+        q8: a.q_fp8,
+        wq: a.weights,
+        k8: a.keys_fp8,
+        kscale: a.keys_scale,
+        ks: a.ks,
+        ke: a.ke,
+        logits: a.logits,
+        starts_out: a.starts_out,
+        lengths_out: a.lengths_out,
+        stride: a.stride as i64,
+        tokens: a.tokens as i32,
+        num_keys: a.num_keys as i32,
+        cols_per_split: split.cols_per_split as i32,
+        pad: 0,
+    })
+}
+
+fn paged_params(
+    config: &IndexerConfig,
+    a: &PagedScoresArgs,
+    split: ColumnSplit,
+) -> Result<PagedParams> {
+    check_ptr("q_fp8", a.q_fp8, 16)?;
+    check_ptr("weights", a.weights, 4)?;
+    check_ptr("cache", a.cache, 16)?;
+    check_ptr("block_table", a.block_table, 4)?;
+    check_ptr("context_lens", a.context_lens, 4)?;
+    check_ptr("logits", a.logits, 4)?;
+    check_opt_ptr("row_map_out", a.row_map_out, 4)?;
+    if a.batch > MAX_I32 || a.bt_cols > a.bt_stride || a.bt_cols > MAX_I32 || a.stride == 0 {
+        return Err(IndexerError::Shape(format!(
+            "decode scores: batch {}, block table {} of {} columns valid, stride {}",
+            a.batch, a.bt_cols, a.bt_stride, a.stride
+        )));
+    }
+    Ok(PagedParams {
+        q8: a.q_fp8,
+        wq: a.weights,
+        cache: a.cache,
+        block_table: a.block_table,
+        context_lens: a.context_lens,
+        logits: a.logits,
+        row_map: a.row_map_out,
+        stride: a.stride as i64,
+        bt_stride: a.bt_stride as i64,
+        num_pages: a.cache_pages as i64,
+        batch: a.batch as i32,
+        bt_cols: a.bt_cols as i32,
+        page_log2: config.page_size.trailing_zeros() as i32,
+        cols_per_split: split.cols_per_split as i32,
+    })
+}
+
+/// Checks `args` as [`launch_scores_ragged`] does, without launching.
+pub(crate) fn check_scores_ragged(args: &RaggedScoresArgs, split: ColumnSplit) -> Result<()> {
+    ragged_params(args, split).map(|_| ())
+}
+
+/// Checks `args` as [`launch_scores_paged`] does, without launching.
+pub(crate) fn check_scores_paged(
+    config: &IndexerConfig,
+    args: &PagedScoresArgs,
+    split: ColumnSplit,
+) -> Result<()> {
+    paged_params(config, args, split).map(|_| ())
+}
+
+/// Checks `args` and launches the prefill scores with `split` (from
+/// [`ColumnSplit::prefill`] for the same `tokens` and `stride`).
+///
+/// # Safety
+/// Every non-zero pointer must be device memory on `stream`'s context of the shape documented
+/// on [`RaggedScoresArgs`], alive until the work completes.
+pub unsafe fn launch_scores_ragged(
+    config: &IndexerConfig,
+    stream: &Arc<CudaStream>,
+    args: &RaggedScoresArgs,
+    split: ColumnSplit,
+) -> Result<()> {
+    let p = ragged_params(args, split)?;
+    if args.tokens == 0 {
+        return Ok(());
+    }
+    let grid = (
+        args.tokens.div_ceil(PREFILL_WARPS as usize) as u32,
+        args.stride.div_ceil(split.cols_per_split as usize) as u32,
+        1,
+    );
+    // SAFETY: the caller vouches for the pointers; the kernel clamps every range to [0, S]
+    // and writes only columns below the stride of rows below T.
+    unsafe {
+        launch(
+            &SCORES,
+            &ScoresVariant::of(config),
+            "RAGGED",
+            stream,
+            grid,
+            32 * PREFILL_WARPS,
+            &p,
+        )
+    }
+}
+
+/// Checks `args` and launches the decode scores with `split` (from [`ColumnSplit::decode`]).
+///
+/// # Safety
+/// Every non-zero pointer must be device memory on `stream`'s context of the shape documented
+/// on [`PagedScoresArgs`], alive until the work completes.
+pub unsafe fn launch_scores_paged(
+    config: &IndexerConfig,
+    stream: &Arc<CudaStream>,
+    args: &PagedScoresArgs,
+    split: ColumnSplit,
+) -> Result<()> {
+    let p = paged_params(config, args, split)?;
+    if args.batch == 0 {
+        return Ok(());
+    }
+    let grid = (
+        args.batch as u32,
+        args.stride.div_ceil(split.cols_per_split as usize) as u32,
+        1,
+    );
+    // SAFETY: the caller vouches for the pointers; the kernel reads block-table columns below
+    // `bt_cols`, only pages inside the cache, and writes rows below B, columns below stride.
+    unsafe {
+        launch(
+            &SCORES,
+            &ScoresVariant::of(config),
+            "PAGED",
+            stream,
+            grid,
+            32 * DECODE_WARPS,
+            &p,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn params_match_the_kernel_layouts() {
+        assert_eq!(std::mem::size_of::<RaggedParams>(), 10 * 8 + 4 * 4);
+        assert_eq!(std::mem::size_of::<PagedParams>(), 10 * 8 + 4 * 4);
+    }
+
+    #[test]
+    fn splits_cover_the_columns_and_fit_the_grid() {
+        let dev = DeviceInfo::H100;
+        let d = ColumnSplit::decode(64, 65536, &dev);
+        assert_eq!(d.cols_per_split % 64, 0);
+        assert!(d.splits as usize * d.cols_per_split as usize >= 65536);
+        assert!(64 * d.splits as usize >= 132 * BLOCKS_PER_SM);
+        let p = ColumnSplit::prefill(8192, 8192, &dev);
+        assert!(p.cols_per_split as usize <= PREFILL_MAX_COLS);
+        for (rows, stride) in [(1, 1), (1, 7), (3, 1 << 30), (100_000, 65), (0, 5)] {
+            for s in [
+                ColumnSplit::decode(rows, stride, &dev),
+                ColumnSplit::prefill(rows, stride, &dev),
+            ] {
+                assert!(s.splits >= 1 && s.splits <= 65535, "{rows} {stride} {s:?}");
+                assert!(s.splits as usize * s.cols_per_split as usize >= stride);
+                assert!((s.splits as usize - 1) * (s.cols_per_split as usize) < stride);
+            }
+        }
+    }
+
+    #[test]
+    fn misuse_is_rejected_before_launch() {
+        let c = IndexerConfig::default();
+        let split = ColumnSplit {
+            splits: 1,
+            cols_per_split: 64,
+        };
+        let r = RaggedScoresArgs {
+            tokens: 2,
+            q_fp8: 0x1000,
+            weights: 0x2000,
+            keys_fp8: 0x3000,
+            keys_scale: 0x4000,
+            num_keys: 10,
+            ks: 0x5000,
+            ke: 0x6000,
+            logits: 0x7000,
+            stride: 10,
+            ..RaggedScoresArgs::default()
+        };
+        assert!(ragged_params(&r, split).is_ok());
+        assert!(ragged_params(&RaggedScoresArgs { stride: 9, ..r }, split).is_err());
+        assert!(
+            ragged_params(
+                &RaggedScoresArgs {
+                    keys_fp8: 0x3008,
+                    ..r
+                },
+                split
+            )
+            .is_err()
+        );
+        let p = PagedScoresArgs {
+            batch: 2,
+            q_fp8: 0x1000,
+            weights: 0x2000,
+            cache: 0x3000,
+            cache_pages: 4,
+            block_table: 0x4000,
+            bt_stride: 3,
+            bt_cols: 3,
+            context_lens: 0x5000,
+            logits: 0x6000,
+            stride: 192,
+            row_map_out: 0,
+        };
+        assert!(paged_params(&c, &p, split).is_ok());
+        assert!(paged_params(&c, &PagedScoresArgs { bt_cols: 4, ..p }, split).is_err());
+        assert!(
+            paged_params(
+                &c,
+                &PagedScoresArgs {
+                    context_lens: 0,
+                    ..p
+                },
+                split
+            )
+            .is_err()
+        );
+    }
+}
