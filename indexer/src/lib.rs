@@ -13,6 +13,7 @@ mod pipeline;
 pub mod plan;
 pub mod query_path;
 pub mod scores;
+pub mod timing;
 pub mod variant;
 
 pub use config::{DType, IndexerConfig, RopeStyle, ScaleFormat};

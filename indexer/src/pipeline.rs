@@ -359,7 +359,7 @@ impl PrefillPlan {
         comm: Option<&Communicator>,
     ) -> Result<()> {
         self.check_all(a, comm)?;
-        // SAFETY (all four): forwarded from the caller.
+        // SAFETY: forwarded from the caller to all four stages.
         unsafe {
             self.key_path(stream, a)?;
             self.query_path(stream, a)?;
@@ -511,7 +511,7 @@ impl DecodePlan {
         comm: Option<&Communicator>,
     ) -> Result<()> {
         self.check_all(a, comm)?;
-        // SAFETY (all four): forwarded from the caller.
+        // SAFETY: forwarded from the caller to all four stages.
         unsafe {
             self.key_path(stream, a)?;
             self.query_path(stream, a)?;
