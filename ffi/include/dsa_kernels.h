@@ -43,6 +43,8 @@ enum DsaStatus
   DSA_STATUS_UNSUPPORTED = 6,
   // A bug in the library (a caught panic); please report the message.
   DSA_STATUS_INTERNAL = 7,
+  // NCCL is missing or too old, or a collective failed, timed out or was aborted.
+  DSA_STATUS_NCCL = 8,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -191,9 +193,19 @@ typedef int32_t DsaNorm;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
+// An opaque handle on a borrowed NCCL communicator.
+typedef struct DsaComm DsaComm;
+
 // An opaque top-k plan: the launch fixed from host-known sizes. Thread-safe to share for
 // launches on different streams; each concurrent launch needs its own workspace.
 typedef struct DsaTopkPlan DsaTopkPlan;
+
+// An `ncclComm_t` created and owned by the caller.
+typedef void *DsaNcclComm;
+
+// A `CUstream` (same ABI as `cudaStream_t`): the caller's stream, never destroyed here.
+// NULL is the legacy default stream.
+typedef void *DsaStream;
 
 // Facts about a device that planning needs (see `dsa_device_info`).
 typedef struct DsaDeviceInfo {
@@ -245,10 +257,6 @@ typedef struct DsaHadamardSizes {
   uint64_t scales_len;
 } DsaHadamardSizes;
 
-// A `CUstream` (same ABI as `cudaStream_t`): the caller's stream, never destroyed here.
-// NULL is the legacy default stream.
-typedef void *DsaStream;
-
 // One norm's shape, types and parameters. Strides of 0 mean contiguous rows (`dim`).
 typedef struct DsaLayerNormParams {
   // Row length, `1..=16384`.
@@ -294,10 +302,9 @@ typedef struct DsaTopkConfig {
   int32_t page_size;
   // Paged transform: a `DsaRequestMap`; ignored otherwise.
   int32_t request_map;
-  // Threads per block (256, 512 or 1024), or 0 for the heuristic. Results never depend on it.
+  // Threads per block (256, 512 or 1024), or 0 for the heuristic (and tuning database).
+  // Results never depend on it.
   int32_t threads;
-  // Blocks per row, or 0 for the heuristic. Results never depend on it.
-  int32_t parts;
 } DsaTopkConfig;
 
 // Device buffers of one top-k launch. Every pointer is a device address on the stream's
@@ -340,6 +347,59 @@ int32_t dsa_abi_version(void);
 
 // The library's version, e.g. `"0.1.0"`: a static NUL-terminated host string, never NULL.
 const char *dsa_version(void);
+
+// Wrap the caller's NCCL communicator `nccl_comm` (an `ncclComm_t` on CUDA device
+// `device_ordinal`, which must be its device). Rank and world size are read from NCCL.
+//
+// - `comm_out`: host pointer; receives a handle to release with `dsa_comm_release` (which
+//   never destroys the NCCL communicator). The engine keeps `nccl_comm` alive meanwhile and
+//   does not call NCCL on it concurrently with this library.
+DsaStatus dsa_comm_borrow(DsaNcclComm nccl_comm, int32_t device_ordinal, struct DsaComm **comm_out);
+
+// Release a handle from `dsa_comm_borrow` (NULL allowed). The NCCL communicator stays alive.
+DsaStatus dsa_comm_release(struct DsaComm *comm);
+
+// This rank and the world size. `rank_out`, `world_size_out`: host pointers to one `int32_t`.
+DsaStatus dsa_comm_rank(const struct DsaComm *comm, int32_t *rank_out, int32_t *world_size_out);
+
+// Bytes of device workspace `dsa_collective_verify` needs for `rows` rows (8-byte aligned).
+// Host only. `bytes_out`: host pointer to one `size_t`.
+DsaStatus dsa_collective_verify_workspace_bytes(int64_t rows, size_t *bytes_out);
+
+// Overwrite every rank's `indices` with rank 0's, in place, on `stream`.
+//
+// - `indices`: device, `[rows, k]` i32 on the communicator's device; `rows, k >= 1`.
+// - `stream`: the caller's `CUstream` on that device.
+DsaStatus dsa_collective_broadcast(const struct DsaComm *comm,
+                                   void *indices,
+                                   int64_t rows,
+                                   int64_t k,
+                                   DsaStream stream);
+
+// Enqueue a cross-rank comparison of `indices` (per-row fingerprints, one all-reduce, a
+// compare kernel) writing its result into `workspace`; read it with `dsa_collective_check`.
+//
+// - `indices`: device, `[rows, k]` i32; `workspace`: device, `workspace_bytes` bytes
+//   (`>= dsa_collective_verify_workspace_bytes(rows)`), 8-byte aligned, for this call only.
+DsaStatus dsa_collective_verify(const struct DsaComm *comm,
+                                const void *indices,
+                                int64_t rows,
+                                int64_t k,
+                                void *workspace,
+                                size_t workspace_bytes,
+                                DsaStream stream);
+
+// Wait (on the host) for the verify enqueued on `stream` and read how many rows differ
+// across ranks. Not capturable: call it outside graphs, when convenient.
+//
+// - `workspace`, `workspace_bytes`, `rows`: as given to `dsa_collective_verify`.
+// - `mismatched_rows_out`: host pointer to one `uint32_t` (0: all ranks agree).
+DsaStatus dsa_collective_check(const struct DsaComm *comm,
+                               const void *workspace,
+                               size_t workspace_bytes,
+                               int64_t rows,
+                               DsaStream stream,
+                               uint32_t *mismatched_rows_out);
 
 // Facts about CUDA device `ordinal` for planning. Touches no stream and launches nothing.
 //

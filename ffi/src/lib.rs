@@ -26,6 +26,9 @@
 //!   `_output_shape`, `_prepare`, `dsa_topk_run`, `dsa_topk_plan_destroy`.
 //! - Hadamard ([`hadamard`]): `dsa_hadamard_sizes`, `_prepare`, `_run` (float or fused FP8).
 //! - LayerNorm/RMSNorm ([`layernorm`]): `dsa_layernorm_sizes`, `_prepare`, `_run`.
+//! - Collective ([`collective`]) over an engine's `ncclComm_t`: `dsa_comm_borrow`, `_rank`,
+//!   `_release`, `dsa_collective_broadcast`, `_verify_workspace_bytes`, `_verify`, `_check`.
+//! - Not yet: the indexer's prefill/decode entry points (their Rust API is still landing).
 
 // The entry points are for C callers, for whom Rust's `unsafe` marker does not exist: each one
 // checks what can be checked (null, alignment, sizes, enum values) and documents the rest of
@@ -33,6 +36,7 @@
 #![allow(clippy::not_unsafe_ptr_arg_deref)]
 
 pub mod check;
+pub mod collective;
 pub mod context;
 pub mod hadamard;
 pub mod layernorm;

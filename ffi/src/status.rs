@@ -28,6 +28,8 @@ pub enum DsaStatus {
     Unsupported = 6,
     /// A bug in the library (a caught panic); please report the message.
     Internal = 7,
+    /// NCCL is missing or too old, or a collective failed, timed out or was aborted.
+    Nccl = 8,
 }
 
 /// An error on its way to the C caller: a status and a message.
@@ -169,6 +171,7 @@ pub extern "C" fn dsa_status_name(status: i32) -> *const c_char {
         5 => c"DSA_STATUS_CUDA",
         6 => c"DSA_STATUS_UNSUPPORTED",
         7 => c"DSA_STATUS_INTERNAL",
+        8 => c"DSA_STATUS_NCCL",
         _ => c"DSA_STATUS_UNKNOWN",
     };
     name.as_ptr()

@@ -75,10 +75,9 @@ pub struct DsaTopkConfig {
     pub page_size: i32,
     /// Paged transform: a `DsaRequestMap`; ignored otherwise.
     pub request_map: i32,
-    /// Threads per block (256, 512 or 1024), or 0 for the heuristic. Results never depend on it.
+    /// Threads per block (256, 512 or 1024), or 0 for the heuristic (and tuning database).
+    /// Results never depend on it.
     pub threads: i32,
-    /// Blocks per row, or 0 for the heuristic. Results never depend on it.
-    pub parts: i32,
 }
 
 impl DsaTopkConfig {
@@ -118,17 +117,16 @@ impl DsaTopkConfig {
                 )));
             }
         };
-        let knob = |name: &str, v: i32| match v {
-            0 => Ok(None),
-            v if v > 0 => Ok(Some(v as u32)),
-            v => Err(FfiError::invalid(format!(
-                "config.{name} = {v} is negative"
-            ))),
+        let threads = match self.threads {
+            0 => None,
+            v if v > 0 => Some(v as u32),
+            v => {
+                return Err(FfiError::invalid(format!(
+                    "config.threads = {v} is negative"
+                )));
+            }
         };
-        let tuning = Tuning {
-            threads: knob("threads", self.threads)?,
-            parts: knob("parts", self.parts)?,
-        };
+        let tuning = Tuning { threads };
         let config = TopkConfig {
             k,
             dtype,

@@ -224,12 +224,6 @@ fn topk_plan_create_rejects_bad_configs() {
             8,
             "config.threads = -1 is negative",
         ),
-        (
-            DsaTopkConfig { parts: -2, ..c },
-            1,
-            8,
-            "config.parts = -2 is negative",
-        ),
     ];
     for (cfg, rows, stride, needle) in cases {
         e(
@@ -730,4 +724,74 @@ fn errors_are_per_thread() {
     let other = std::thread::spawn(last_error).join().unwrap();
     assert_eq!(other, "", "another thread has its own (empty) message");
     assert!(last_error().starts_with("dsa_topk_run: args.scores"));
+}
+
+#[test]
+fn collective_rejects_bad_arguments_before_nccl() {
+    use dsa_kernels::collective::*;
+    let e = |s, needle| expect(s, DsaStatus::InvalidArgument, needle);
+    let mut comm = null_mut();
+    e(
+        dsa_comm_borrow(null_mut(), 0, &mut comm),
+        "nccl_comm is a null pointer",
+    );
+    e(
+        dsa_comm_borrow(addr_mut(0x1000), 0, null_mut()),
+        "comm_out is a null pointer",
+    );
+    e(
+        dsa_comm_borrow(addr_mut(0x1000), -1, &mut comm),
+        "device_ordinal = -1",
+    );
+    if !gpu_present() {
+        let s = dsa_comm_borrow(addr_mut(0x1000), 0, &mut comm);
+        expect(s, DsaStatus::NoDriver, "CUDA driver");
+    }
+    assert_eq!(dsa_comm_release(null_mut()), DsaStatus::Ok);
+    let mut bytes = 0usize;
+    assert_eq!(
+        dsa_collective_verify_workspace_bytes(64, &mut bytes),
+        DsaStatus::Ok
+    );
+    assert!(bytes >= 64 * 16, "{bytes}");
+    e(
+        dsa_collective_verify_workspace_bytes(0, &mut bytes),
+        "rows (0)",
+    );
+    e(
+        dsa_collective_verify_workspace_bytes(-1, &mut bytes),
+        "rows = -1",
+    );
+    e(
+        dsa_collective_verify_workspace_bytes(8, null_mut()),
+        "bytes_out is a null",
+    );
+    let (mut rank, mut world) = (0, 0);
+    e(
+        dsa_comm_rank(null(), &mut rank, &mut world),
+        "comm is a null pointer",
+    );
+    let bc = |p: usize, rows: i64, k: i64| {
+        dsa_collective_broadcast(null(), addr_mut(p), rows, k, null_mut())
+    };
+    e(bc(0, 4, 8), "indices is a null device pointer");
+    e(bc(0x1002, 4, 8), "indices (0x1002) is not 4-byte aligned");
+    e(bc(0x1000, 0, 8), "rows (0) and k (8)");
+    e(bc(0x1000, 4, -8), "k = -8");
+    e(bc(0x1000, 4, 8), "comm is a null pointer");
+    let vf = |ws: usize, n: usize| {
+        dsa_collective_verify(null(), addr(0x1000), 4, 8, addr_mut(ws), n, null_mut())
+    };
+    e(
+        vf(0x2004, bytes),
+        "workspace (0x2004) is not 8-byte aligned",
+    );
+    e(vf(0x2000, 8), "verify workspace");
+    let mut need4 = 0usize;
+    dsa_collective_verify_workspace_bytes(4, &mut need4);
+    e(vf(0x2000, need4), "comm is a null pointer");
+    let mut mismatched = 0u32;
+    let ck = |out: *mut u32| dsa_collective_check(null(), addr(0x2000), need4, 4, null_mut(), out);
+    e(ck(null_mut()), "mismatched_rows_out is a null");
+    e(ck(&mut mismatched), "comm is a null pointer");
 }

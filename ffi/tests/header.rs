@@ -54,6 +54,13 @@ fn header_declares_every_entry_point_and_the_abi_version() {
         "dsa_layernorm_sizes",
         "dsa_layernorm_prepare",
         "dsa_layernorm_run",
+        "dsa_comm_borrow",
+        "dsa_comm_release",
+        "dsa_comm_rank",
+        "dsa_collective_verify_workspace_bytes",
+        "dsa_collective_broadcast",
+        "dsa_collective_verify",
+        "dsa_collective_check",
     ] {
         let declared = [' ', '*']
             .iter()
