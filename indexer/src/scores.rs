@@ -38,7 +38,7 @@ impl ColumnSplit {
         )
     }
 
-    /// Prefill: at most [`PREFILL_MAX_COLS`] columns per block, more splits when the token
+    /// Prefill: at most 2048 columns per block, more splits when the token
     /// groups alone do not fill the device.
     pub fn prefill(tokens: usize, stride: usize, device: &DeviceInfo) -> Self {
         let step = PREFILL_TILE as usize;
