@@ -340,3 +340,37 @@ pub fn write(path: &Path, bytes: &[u8]) -> Result<()> {
         source,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(rows: &[usize], lengths: &[usize], prefill: &[usize]) -> TopkShapeArgs {
+        TopkShapeArgs {
+            rows: rows.to_vec(),
+            lengths: lengths.to_vec(),
+            prefill: prefill.to_vec(),
+            k: 2048,
+            dtype: vec![Dtype::F32],
+        }
+    }
+
+    #[test]
+    fn topk_shape_options() {
+        let all = topk_shapes(&args(&[], &[], &[]), true).unwrap();
+        assert_eq!(all, shapes::topk_default());
+        assert_eq!(topk_shapes(&args(&[], &[], &[]), false).unwrap().len(), 17);
+        let some = topk_shapes(&args(&[8], &[], &[]), true).unwrap();
+        let names: Vec<String> = some.iter().map(|s| s.to_string()).collect();
+        assert_eq!(names, ["8x8192", "8x32768", "8x131072", "8x262144"]);
+        let prefill = topk_shapes(&args(&[], &[], &[4096]), true).unwrap();
+        assert_eq!(prefill.len(), 1);
+        assert!(prefill[0].causal);
+        assert!(topk_shapes(&args(&[0], &[], &[]), true).is_err());
+        let bad_k = TopkShapeArgs {
+            k: 5000,
+            ..args(&[], &[], &[])
+        };
+        assert!(matches!(topk_shapes(&bad_k, true), Err(CliError::Usage(_))));
+    }
+}
