@@ -222,7 +222,9 @@ impl TuningDb {
     /// [`TuningDb::load`], falling back to an empty database after one warning on stderr.
     pub fn load_or_warn(path: &Path) -> Self {
         TuningDb::load(path).unwrap_or_else(|e| {
-            eprintln!("dsa-jit-cache: ignoring the tuning database: {e}; using built-in heuristics");
+            eprintln!(
+                "dsa-jit-cache: ignoring the tuning database: {e}; using built-in heuristics"
+            );
             TuningDb::empty()
         })
     }
