@@ -54,7 +54,8 @@ pub struct IndexerConfig {
     pub rope_dim: usize,
     /// RoPE pairing. Default NeoX.
     pub rope: RopeStyle,
-    /// Tokens per page of the index-key cache (a power of two). Default 64.
+    /// Tokens per page of the index-key cache (a power of two, at least 4 so every page
+    /// starts 16-byte aligned). Default 64.
     pub page_size: usize,
     /// Keys kept per query token (`1..=4096`). Default 2048.
     pub k: usize,
@@ -105,9 +106,9 @@ impl IndexerConfig {
                 self.rope_dim, self.dim
             ));
         }
-        if !self.page_size.is_power_of_two() || self.page_size > 1 << 20 {
+        if !self.page_size.is_power_of_two() || !(4..=1 << 20).contains(&self.page_size) {
             return bad(format!(
-                "page size {} is not a power of two in 1..=2^20",
+                "page size {} is not a power of two in 4..=2^20 (pages must stay 16-byte aligned)",
                 self.page_size
             ));
         }
@@ -207,7 +208,7 @@ mod tests {
             heads: 128,
             dim: 64,
             rope_dim: 0,
-            page_size: 1,
+            page_size: 4,
             ..base
         };
         assert!(small.validate().is_ok());

@@ -94,7 +94,7 @@
 //!
 //! ## Limits
 //! `D ∈ {64, 128}`; `H` a multiple of 16 with `H · D <= 8192`; `R` a multiple of `D/16`;
-//! `P` a power of two; one query token per request in decode (no MTP `next_n > 1` yet); the
+//! `P` a power of two `>= 4`; one query token per request in decode (no MTP `next_n > 1` yet); the
 //! scores kernel uses `mma.sync` (no wgmma yet).
 
 pub mod collective;

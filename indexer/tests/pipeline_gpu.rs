@@ -197,7 +197,7 @@ fn decode_other_dtypes_heads_dims_rope_styles_and_pages() {
                 heads: 16,
                 dim: 64,
                 rope_dim: 32,
-                page_size: 1,
+                page_size: 4,
                 k: 7,
                 ..IndexerConfig::default()
             },
