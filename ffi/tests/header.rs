@@ -6,6 +6,11 @@ use std::path::Path;
 #[test]
 fn committed_header_is_current() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    if !dir.join("cbindgen.toml").is_file() {
+        // A staged copy of this test on a machine without the source tree.
+        eprintln!("skipped: no source tree at {}", dir.display());
+        return;
+    }
     let config = cbindgen::Config::from_file(dir.join("cbindgen.toml")).expect("cbindgen.toml");
     let mut generated = Vec::new();
     cbindgen::Builder::new()

@@ -101,9 +101,10 @@ def _topk_op(scores: torch.Tensor, lengths: torch.Tensor, k: int,
     if scores.dim() != 2 or scores.stride(1) != 1:
         raise ValueError(f"scores must be 2-D [rows, n] with unit inner stride, got shape "
                          f"{list(scores.shape)} strides {scores.stride()}")
-    rows = scores.shape[0]
-    stride = scores.stride(0) if rows > 1 else scores.shape[1]
-    stride = max(stride, scores.shape[1], 1)
+    rows, n = scores.shape
+    stride = scores.stride(0) if rows > 1 else n
+    if stride < n:
+        raise ValueError(f"scores rows overlap (row stride {stride} < {n})")
     # The kernel may read a row's whole stride (lengths are clamped to it, not to n).
     need = (scores.storage_offset() + rows * stride) * scores.element_size()
     if rows and scores.untyped_storage().nbytes() < need:
@@ -135,9 +136,12 @@ def _topk_op(scores: torch.Tensor, lengths: torch.Tensor, k: int,
         args.page_table_stride = max(page_table.stride(0), page_table.shape[1])
         args.page_table_cols = page_table.shape[1] if page_table_cols < 0 else page_table_cols
         args.num_requests = num_req
+    if rows == 0 or n == 0:  # no candidates: every slot is padding (k is still checked)
+        if not 1 <= k <= 4096:
+            raise _lib.DsaError(_lib.INVALID_ARGUMENT, "DSA_STATUS_INVALID_ARGUMENT",
+                                f"k = {k} is out of range: 1..=4096")
+        return torch.full((rows, k), -1, dtype=torch.int32, device=device)
     out = torch.empty((rows, k), dtype=torch.int32, device=device)
-    if rows == 0:
-        return out
     plan, ws_bytes = _topk_plan(cfg, rows, stride, device)
     ws = torch.empty(ws_bytes, dtype=torch.uint8, device=device) if ws_bytes else None
     args.out, args.workspace, args.workspace_bytes = out.data_ptr(), _ptr(ws), ws_bytes

@@ -24,6 +24,16 @@ def skip(reason: str):
     raise Skipped(reason)
 
 
+def need_torch():
+    """(torch, dsa_kernels) without needing a GPU or the library (fake/meta paths)."""
+    try:
+        import torch
+    except ImportError:
+        skip("torch is not installed")
+    import dsa_kernels
+    return torch, dsa_kernels
+
+
 def need_cuda():
     """(torch, dsa_kernels), or skip the test when torch, a GPU or the library is missing."""
     try:
