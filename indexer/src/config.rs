@@ -189,6 +189,10 @@ mod tests {
                 page_size: 48,
                 ..base
             },
+            IndexerConfig {
+                page_size: 2,
+                ..base
+            },
             IndexerConfig { k: 0, ..base },
             IndexerConfig { k: 5000, ..base },
             IndexerConfig {
