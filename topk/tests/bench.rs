@@ -103,3 +103,38 @@ fn topk_timings() {
         println!("{:>14} threads:us{alt}", "");
     }
 }
+
+/// A few launches of one shape for a profiler: `DSA_PROFILE=rows,len,threads`.
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn profile_one_shape() {
+    let spec = std::env::var("DSA_PROFILE").unwrap_or_else(|_| "1024,8192,256".into());
+    let v: Vec<usize> = spec.split(',').map(|x| x.parse().unwrap()).collect();
+    let (rows, len, threads) = (v[0], v[1], v[2] as u32);
+    let ctx = CudaContext::new(0).unwrap();
+    let s = ctx.default_stream();
+    let info = DeviceInfo::of(&ctx).unwrap();
+    let tuning = Tuning {
+        threads: Some(threads),
+    };
+    let plan = TopkPlan::new(TopkConfig::new(2048), rows, len, &info, tuning).unwrap();
+    let mut rng = StdRng::seed_from_u64(10);
+    let host: Vec<f32> = (0..rows * len).map(|_| rng.random_range(-8.0f32..8.0)).collect();
+    let x = s.clone_htod(&host).unwrap();
+    let lens = s.clone_htod(&vec![len as i32; rows]).unwrap();
+    let out = s.alloc_zeros::<i32>(rows * 2048).unwrap();
+    let ws = s.alloc_zeros::<u8>(plan.workspace_bytes().max(16)).unwrap();
+    let args = TopkArgs {
+        scores: dptr(&x, &s),
+        lengths: dptr(&lens, &s),
+        out: dptr(&out, &s),
+        workspace: dptr(&ws, &s),
+        workspace_bytes: plan.workspace_bytes(),
+        ..TopkArgs::default()
+    };
+    for _ in 0..4 {
+        // SAFETY: all pointers are live allocations of the documented shapes.
+        unsafe { plan.launch(&s, &args) }.unwrap();
+    }
+    s.synchronize().unwrap();
+}

@@ -5,7 +5,9 @@
 //
 // A tile is THREADS * ITEMS consecutive candidates of a row, held in registers as 32-bit order
 // keys (ITEMS = 32 per thread, loaded as U = ITEMS / VEC coalesced 16-byte vectors, all in
-// flight at once). One block selects the tile's exact top-k:
+// flight at once). A slot holding no candidate gets key 0, below every real key (the smallest,
+// -inf's, is 0x007fffff), so no validity masks are needed. One block selects the tile's exact
+// top-k:
 //   1. radix select on the keys (digits of 11, 11 and 10 bits, most significant first; a
 //      shared-memory histogram per digit) gives the k-th key K and how many elements equal to K
 //      belong to the top-k, or stops early when a digit bin is taken whole;
@@ -49,6 +51,9 @@ constexpr int ITEMS = 32;
 constexpr int WARPS = THREADS / 32;
 constexpr int BINS = 2048;
 constexpr int TILE = THREADS * ITEMS;
+// Blocks per SM the register budget must allow: 1024 threads per SM (64 registers a thread,
+// half the SM's warp slots), enough to overlap one block's barriers with another's work.
+constexpr int MIN_BLOCKS = 1024 / THREADS;
 static_assert(TILE >= 2 * KMAX, "a merge tile must hold at least two lists");
 
 // Order-preserving key: larger float -> larger key. -0.0 == +0.0; every NaN is one value,
@@ -148,7 +153,7 @@ struct Threshold {
 
 // Radix select of the k-th largest valid key (k < number of valid keys).
 template <int U, int V>
-__device__ Threshold select_kth(Shared& s, const u32 (&key)[U][V], const u32 (&valid)[U], int k) {
+__device__ Threshold select_kth(Shared& s, const u32 (&key)[U][V], int k) {
   constexpr int PER = BINS / THREADS > 0 ? BINS / THREADS : 1;
   u32 prefix = 0, mask = 0, want = (u32)k, eq = 0;
 #pragma unroll 1
@@ -161,7 +166,7 @@ __device__ Threshold select_kth(Shared& s, const u32 (&key)[U][V], const u32 (&v
     for (int u = 0; u < U; ++u)
 #pragma unroll
       for (int v = 0; v < V; ++v)
-        if (((valid[u] >> v) & 1u) && ((key[u][v] ^ prefix) & mask) == 0)
+        if (((key[u][v] ^ prefix) & mask) == 0)  // empty slots (key 0) land in bin 0: never selected
           atomicAdd(&s.hist[(key[u][v] >> shift) & (nbins - 1)], 1u);
     __syncthreads();
     // Thread t owns PER consecutive bins from the top; find where the running count from the
@@ -199,14 +204,16 @@ __device__ Threshold select_kth(Shared& s, const u32 (&key)[U][V], const u32 (&v
   return Threshold{true, prefix, want, eq, 0ull};
 }
 
-// Select the tile's top-k (all valid elements when there are at most k) and hand each kept
-// element to `emit(position, key, u, v)` in index order. Returns the number kept.
+// Select the tile's top-k (all candidates when there are at most k) and hand each kept element
+// to `emit(position, key, u, v)` in index order. Returns the number kept.
 template <int U, int V, class Emit>
-__device__ u32 select_tile(Shared& s, const u32 (&key)[U][V], const u32 (&valid)[U], u32 n_valid,
-                           int k, bool tie_large, Emit emit) {
-  Threshold t{false, 0u, 0u, 0u, 0ull};  // low = 0: keep every valid element
-  if (n_valid > (u32)k) t = select_kth<U, V>(s, key, valid, k);
-  const u64 gt_from = t.exact ? (u64)t.K + 1 : t.low;
+__device__ u32 select_tile(Shared& s, const u32 (&key)[U][V], u32 n_valid, int k, bool tie_large,
+                           Emit emit) {
+  // Kept: key > T, plus (exact only) the window [lo, hi) of the elements equal to K in index
+  // order. With at most k candidates T = 0 keeps every candidate and no empty slot.
+  Threshold t{false, 0u, 0u, 0u, 1ull};
+  if (n_valid > (u32)k) t = select_kth<U, V>(s, key, k);
+  const u32 T = t.exact ? t.K : (u32)(t.low - 1);  // low >= 1: bin 0 is never selected
   const u32 lo = t.exact && tie_large ? t.eq - t.need : 0u;
   const u32 hi = t.exact ? (tie_large ? t.eq : t.need) : 0u;
   // Per slot: elements above the threshold (low 16 bits) and equal to K (high 16 bits).
@@ -216,9 +223,8 @@ __device__ u32 select_tile(Shared& s, const u32 (&key)[U][V], const u32 (&valid)
     u32 gt = 0, e = 0;
 #pragma unroll
     for (int v = 0; v < V; ++v) {
-      const bool ok = (valid[u] >> v) & 1u;
-      gt += ok && (u64)key[u][v] >= gt_from;
-      e += ok && t.exact && key[u][v] == t.K;
+      gt += key[u][v] > T;
+      e += t.exact && key[u][v] == t.K;
     }
     c[u] = gt | (e << 16);
   }
@@ -228,17 +234,14 @@ __device__ u32 select_tile(Shared& s, const u32 (&key)[U][V], const u32 (&valid)
     u32 gt_before = excl[u] & 0xffffu, eq_before = excl[u] >> 16;
 #pragma unroll
     for (int v = 0; v < V; ++v) {
-      if ((valid[u] >> v) & 1u) {
-        const bool is_gt = (u64)key[u][v] >= gt_from, is_eq = t.exact && key[u][v] == t.K;
-        if (is_gt || (is_eq && eq_before >= lo && eq_before < hi))
-          emit(gt_before + (min(max(eq_before, lo), hi) - lo), key[u][v], u, v);
-        gt_before += is_gt;
-        eq_before += is_eq;
-      }
+      const bool is_gt = key[u][v] > T, is_eq = t.exact && key[u][v] == t.K;
+      if (is_gt || (is_eq && eq_before >= lo && eq_before < hi))
+        emit(gt_before + (min(max(eq_before, lo), hi) - lo), key[u][v], u, v);
+      gt_before += is_gt;
+      eq_before += is_eq;
     }
   }
-  const u32 kept = (total & 0xffffu) + (min(total >> 16, hi) - lo);
-  return kept;
+  return (total & 0xffffu) + (min(total >> 16, hi) - lo);
 }
 
 // The row's candidate window after clamping what the host cannot see: start in [0, stride],
@@ -309,12 +312,12 @@ __device__ void emit_sorted(Shared& s, const Params& p, int row, int req, u32 n,
 // Select a tile and deliver it: to the output row (`final`) or to workspace list `slot`.
 template <int U, int V, class IdxOf>
 __device__ void finish_tile(Shared& s, const Params& p, int row, bool final, int buf, i64 slot,
-                            const u32 (&key)[U][V], const u32 (&valid)[U], u32 n_valid, IdxOf idx_of) {
+                            const u32 (&key)[U][V], u32 n_valid, IdxOf idx_of) {
   const bool tie_large = p.tie_large != 0;
   if (!final) {
     u32* keys = p.ws[buf] + slot * KMAX;
     u32* idx = p.ws[buf] + (i64)p.rows * p.ws_lists[buf] * KMAX + slot * KMAX;
-    const u32 n = select_tile<U, V>(s, key, valid, n_valid, p.k, tie_large,
+    const u32 n = select_tile<U, V>(s, key, n_valid, p.k, tie_large,
                                     [&](u32 pos, u32 kk, int u, int v) {
                                       keys[pos] = kk;
                                       idx[pos] = idx_of(u, v);
@@ -324,7 +327,7 @@ __device__ void finish_tile(Shared& s, const Params& p, int row, bool final, int
   }
   const int req = p.transform == 2 ? find_request(p, row) : -1;
   if (p.sorted) {
-    const u32 n = select_tile<U, V>(s, key, valid, n_valid, p.k, tie_large,
+    const u32 n = select_tile<U, V>(s, key, n_valid, p.k, tie_large,
                                     [&](u32 pos, u32 kk, int u, int v) {
                                       const u32 i = idx_of(u, v);
                                       s.comp[pos] = ((u64)kk << 32) | (tie_large ? i : ~i);
@@ -334,7 +337,7 @@ __device__ void finish_tile(Shared& s, const Params& p, int row, bool final, int
     return;
   }
   i32* out = p.out + (i64)row * p.k;
-  const u32 n = select_tile<U, V>(s, key, valid, n_valid, p.k, tie_large,
+  const u32 n = select_tile<U, V>(s, key, n_valid, p.k, tie_large,
                                   [&](u32 pos, u32, int u, int v) {
                                     out[pos] = transform_index(p, row, req, (i32)idx_of(u, v));
                                   });
@@ -347,7 +350,7 @@ using namespace topk;
 
 // Grid (rows, parts): part `blockIdx.y` of each row is one tile. `parts == 1`: writes the output;
 // otherwise writes workspace buffer 0.
-extern "C" __global__ void __launch_bounds__(THREADS) DSA_ENTRY_SELECT(const Params p, int parts) {
+extern "C" __global__ void __launch_bounds__(THREADS, MIN_BLOCKS) DSA_ENTRY_SELECT(const Params p, int parts) {
   __shared__ Shared s;
   const int row = blockIdx.x, part = blockIdx.y;
   i64 start, len;
@@ -367,36 +370,31 @@ extern "C" __global__ void __launch_bounds__(THREADS) DSA_ENTRY_SELECT(const Par
   const bool aligned = (reinterpret_cast<u64>(rowp) & 15u) == 0;
   constexpr int U = ITEMS / VEC;
   const i64 tile0 = (i64)part * TILE;
-  u32 key[U][VEC], valid[U];
+  u32 key[U][VEC];
 #pragma unroll
   for (int u = 0; u < U; ++u) {
     const i64 q0 = tile0 + ((i64)u * THREADS + threadIdx.x) * VEC;
-    valid[u] = 0;
     if (aligned && q0 + VEC <= len) {
       union { uint4 v; SCORE_T e[VEC]; } x;
       x.v = __ldg(reinterpret_cast<const uint4*>(rowp + q0));
 #pragma unroll
       for (int v = 0; v < VEC; ++v) key[u][v] = order_key(dsa::to_float(x.e[v]));
-      valid[u] = (1u << VEC) - 1u;
     } else {
 #pragma unroll
-      for (int v = 0; v < VEC; ++v) {
-        key[u][v] = 0u;
-        if (q0 + v < len) {
-          key[u][v] = order_key(dsa::to_float(rowp[q0 + v]));
-          valid[u] |= 1u << v;
-        }
-      }
+      for (int v = 0; v < VEC; ++v)
+        key[u][v] = q0 + v < len ? order_key(dsa::to_float(rowp[q0 + v])) : 0u;
     }
   }
   const i64 in_tile = len - tile0;
   const u32 n_valid = in_tile <= 0 ? 0u : (in_tile >= TILE ? (u32)TILE : (u32)in_tile);
   const i64 slot = (i64)row * p.ws_lists[0] + part;
-  finish_tile<U, VEC>(s, p, row, final, 0, slot, key, valid, n_valid, [&](int u, int v) {
+  finish_tile<U, VEC>(s, p, row, final, 0, slot, key, n_valid, [&](int u, int v) {
     return (u32)(tile0 + ((i64)u * THREADS + threadIdx.x) * VEC + v);
   });
 }
 
+// A merge touches a small share of the data; it gets the registers it wants rather than the
+// tiles' occupancy bound.
 // Grid (rows, groups): group `blockIdx.y` merges lists [g*F, g*F + F) of the previous level
 // (`lists_in` per row, in buffer `in_buf`) as one tile. `groups == 1`: writes the output;
 // otherwise writes buffer 1 - in_buf.
@@ -407,7 +405,7 @@ extern "C" __global__ void __launch_bounds__(THREADS) DSA_ENTRY_MERGE(const Para
   const int row = blockIdx.x, group = blockIdx.y;
   const u32* keys_in = p.ws[in_buf];
   const u32* idx_in = p.ws[in_buf] + (i64)p.rows * p.ws_lists[in_buf] * KMAX;
-  u32 key[U][MV], idx[U][MV], valid[U];
+  u32 key[U][MV];
   u32 n_valid = 0;
   for (int l = 0; l < F; ++l) {
     const int list = group * F + l;
@@ -417,20 +415,20 @@ extern "C" __global__ void __launch_bounds__(THREADS) DSA_ENTRY_MERGE(const Para
   for (int u = 0; u < U; ++u) {
     const int f = (u * THREADS + threadIdx.x) * MV;  // flat position in the tile
     const int list = group * F + f / KMAX, j = f % KMAX;
-    valid[u] = 0;
-    if (list < lists_in) {
-      const i64 slot = (i64)row * p.ws_lists[in_buf] + list;
-      const int cnt = p.ws_count[in_buf][slot];
-      const uint4 kv = *reinterpret_cast<const uint4*>(keys_in + slot * KMAX + j);
-      const uint4 iv = *reinterpret_cast<const uint4*>(idx_in + slot * KMAX + j);
-      key[u][0] = kv.x; key[u][1] = kv.y; key[u][2] = kv.z; key[u][3] = kv.w;
-      idx[u][0] = iv.x; idx[u][1] = iv.y; idx[u][2] = iv.z; idx[u][3] = iv.w;
-#pragma unroll
-      for (int v = 0; v < MV; ++v) valid[u] |= (u32)(j + v < cnt) << v;
-    }
+    const i64 slot = (i64)row * p.ws_lists[in_buf] + list;
+    const int cnt = list < lists_in ? p.ws_count[in_buf][slot] : 0;
+    uint4 kv = make_uint4(0u, 0u, 0u, 0u);
+    if (j < cnt) kv = *reinterpret_cast<const uint4*>(keys_in + slot * KMAX + j);
+    key[u][0] = j < cnt ? kv.x : 0u;
+    key[u][1] = j + 1 < cnt ? kv.y : 0u;
+    key[u][2] = j + 2 < cnt ? kv.z : 0u;
+    key[u][3] = j + 3 < cnt ? kv.w : 0u;
   }
   const bool final = groups == 1;
   const i64 slot = (i64)row * p.ws_lists[1 - in_buf] + group;
-  finish_tile<U, MV>(s, p, row, final, 1 - in_buf, slot, key, valid, n_valid,
-                     [&](int u, int v) { return idx[u][v]; });
+  // Indices are read only for the kept elements.
+  finish_tile<U, MV>(s, p, row, final, 1 - in_buf, slot, key, n_valid, [&](int u, int v) {
+    const int f = (u * THREADS + threadIdx.x) * MV + v;
+    return idx_in[((i64)row * p.ws_lists[in_buf] + group * F + f / KMAX) * KMAX + f % KMAX];
+  });
 }
