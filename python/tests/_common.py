@@ -80,6 +80,17 @@ def sylvester(torch, n):
     return h
 
 
+def fwht(torch, x):
+    """x @ H_n in float64 by butterflies (for n too large for the matrix); x is [rows, n]."""
+    n = x.shape[-1]
+    y, h = x.double().reshape(-1, n), 1
+    while h < n:
+        y = y.view(-1, n // (2 * h), 2, h)
+        y = torch.stack((y[:, :, 0] + y[:, :, 1], y[:, :, 0] - y[:, :, 1]), dim=2).view(-1, n)
+        h *= 2
+    return y
+
+
 def tol(torch, dtype):
     """(rtol, atol) for one rounding to `dtype` of values of magnitude ~1."""
     return {torch.float32: (1e-4, 1e-4), torch.float16: (2e-3, 2e-3),

@@ -2,7 +2,7 @@
 
 import math
 
-from _common import need_cuda, sylvester, tol
+from _common import fwht, need_cuda, sylvester, tol
 
 
 def test_hadamard_matches_matmul():
@@ -15,11 +15,8 @@ def test_hadamard_matches_matmul():
                 x = torch.randn((rows, n), generator=g).to(dtype).cuda()
                 for out_dtype in (None, torch.float32):
                     y = dk.hadamard(x, out_dtype=out_dtype)
-                    if H is None:  # 32768: the transform is its own inverse
-                        back = dk.hadamard(y.float())
-                        torch.testing.assert_close(back, x.float(), rtol=1e-3, atol=1e-3)
-                        continue
-                    ref = (x.double() @ H) / math.sqrt(n)
+                    # x @ H for n <= 4096; butterflies in float64 for the 2^30-entry matrix
+                    ref = (x.double() @ H if H is not None else fwht(torch, x)) / math.sqrt(n)
                     rtol, atol = tol(torch, y.dtype)
                     torch.testing.assert_close(y.double(), ref, rtol=rtol, atol=atol,
                                                msg=f"n={n} rows={rows} {dtype}->{y.dtype}")
@@ -49,7 +46,9 @@ def test_hadamard_fp8():
         torch.testing.assert_close(s.double(), amax.clamp(min=1e-4) / 448, rtol=1e-5, atol=0)
         deq = q.double().view(33, n // g, g) * s.double()[..., None]
         err = (deq - ref.view(33, n // g, g)).abs()
-        bound = ref.view(33, n // g, g).abs() / 16 + s.double()[..., None] * 2.0 ** -9
+        # half an e4m3 step (3 mantissa bits; 2^-9 subnormal spacing), with slack for the
+        # kernel's f32 butterflies rounding across a midpoint
+        bound = ref.view(33, n // g, g).abs() * (1.01 / 16) + s.double()[..., None] * 2.0 ** -9
         assert bool((err <= bound).all()), f"n={n}: FP8 error above e4m3 rounding"
         q2, s2 = dk.hadamard_fp8(x, block128=block, pow2_scales=True)
         assert bool((torch.log2(s2) == torch.log2(s2).round()).all())
