@@ -17,7 +17,10 @@ def main() -> int:
         pytest = None
     if pytest is not None and "--plain" not in sys.argv:
         return pytest.main([str(here), "-q", *[a for a in sys.argv[1:] if a != "--plain"]])
+    import _common
     from _common import Skipped
+
+    _common.PLAIN = True
 
     passed = failed = skipped = 0
     for path in sorted(here.glob("test_*.py")):
