@@ -57,6 +57,7 @@ static int fail(const char *what, DsaStatus s) {
 /* The few CUDA driver entry points the GPU path needs. */
 typedef int (*cuInit_t)(unsigned);
 typedef int (*cuDeviceGetCount_t)(int *);
+typedef int (*cuDeviceGet_t)(int *, int);
 typedef int (*cuDevicePrimaryCtxRetain_t)(void **, int);
 typedef int (*cuCtxSetCurrent_t)(void *);
 typedef int (*cuMemAlloc_t)(unsigned long long *, size_t);
@@ -77,6 +78,7 @@ typedef int (*cuStreamDestroy_t)(void *);
 static int gpu_path(void *cuda) {
     LOAD(cuda, cuInit, "cuInit");
     LOAD(cuda, cuDeviceGetCount, "cuDeviceGetCount");
+    LOAD(cuda, cuDeviceGet, "cuDeviceGet");
     LOAD(cuda, cuDevicePrimaryCtxRetain, "cuDevicePrimaryCtxRetain");
     LOAD(cuda, cuCtxSetCurrent, "cuCtxSetCurrent");
     LOAD(cuda, cuMemAlloc, "cuMemAlloc_v2");
@@ -87,12 +89,14 @@ static int gpu_path(void *cuda) {
     LOAD(cuda, cuStreamSynchronize, "cuStreamSynchronize");
     LOAD(cuda, cuStreamDestroy, "cuStreamDestroy_v2");
     int count = 0;
-    if (!cuStreamDestroy || cuInit(0) || cuDeviceGetCount(&count) || count == 0) {
+    if (!cuStreamDestroy || !cuDeviceGet || cuInit(0) || cuDeviceGetCount(&count) || count == 0) {
         printf("no GPU: the CUDA driver has no device\n");
         return 0;
     }
     void *ctx = NULL, *stream = NULL;
-    CU(cuDevicePrimaryCtxRetain(&ctx, 0));
+    int device = 0;
+    CU(cuDeviceGet(&device, 0));
+    CU(cuDevicePrimaryCtxRetain(&ctx, device));
     CU(cuCtxSetCurrent(ctx));
     CU(cuStreamCreate(&stream, 1 /* non-blocking */));
 
