@@ -165,11 +165,7 @@ fn check_float(s: &Arc<CudaStream>, rng: &mut StdRng, cfg: HadamardConfig, in_pl
         "{what}: unwritten (NaN) outputs"
     );
     let err = rel_err(&got, &reference);
-    let tol = if out_t == DType::F32 {
-        1e-5
-    } else {
-        1e-2
-    };
+    let tol = if out_t == DType::F32 { 1e-5 } else { 1e-2 };
     assert!(
         err < tol,
         "{what} rows={} strides={}/{}: rel err {err:e}",

@@ -119,7 +119,9 @@ fn profile_one_shape() {
     };
     let plan = TopkPlan::new(TopkConfig::new(2048), rows, len, &info, tuning).unwrap();
     let mut rng = StdRng::seed_from_u64(10);
-    let host: Vec<f32> = (0..rows * len).map(|_| rng.random_range(-8.0f32..8.0)).collect();
+    let host: Vec<f32> = (0..rows * len)
+        .map(|_| rng.random_range(-8.0f32..8.0))
+        .collect();
     let x = s.clone_htod(&host).unwrap();
     let lens = s.clone_htod(&vec![len as i32; rows]).unwrap();
     let out = s.alloc_zeros::<i32>(rows * 2048).unwrap();
