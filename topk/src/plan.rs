@@ -2,7 +2,7 @@
 
 use crate::config::{MAX_K, TopkConfig, Transform};
 use crate::error::{Result, TopkError};
-use crate::variant::{KMAX, THREADS, TopkVariant};
+use crate::variant::{ITEMS, KMAX, THREADS, TopkVariant};
 use dsa_jit_cache::DeviceInfo;
 use dsa_jit_cache::tuning::{TuningDb, topk_bucket};
 
@@ -96,7 +96,7 @@ impl TopkPlan {
                 .and_then(|p| p.get("threads"))
                 .and_then(|&v| u32::try_from(v).ok())
                 .filter(|t| THREADS.contains(t))
-                .unwrap_or_else(|| default_threads(rows, stride, device)),
+                .unwrap_or_else(|| default_threads(stride, kmax)),
         };
         let variant = TopkVariant {
             dtype: config.dtype,
@@ -186,14 +186,31 @@ impl TopkPlan {
     }
 }
 
-/// 512 threads (16K-candidate tiles) everywhere, except 1024 when the rows alone cannot fill
-/// the GPU and longer tiles mean fewer merge levels.
-fn default_threads(rows: usize, stride: usize, device: &DeviceInfo) -> u32 {
-    if rows < device.sm_count as usize && stride > 16384 {
-        1024
-    } else {
-        512
+/// The block size with the fewest passes over a row: the smallest block whose tile covers the
+/// whole stride (no merge at all); for longer rows the one with the fewest merge levels, ties to
+/// 512 (a 1024-thread merge block is held to 64 registers and spills). This picks the fastest
+/// entry of every shape in the H100 sweep recorded in BENCHMARKS.md.
+fn default_threads(stride: usize, kmax: u32) -> u32 {
+    if let Some(&t) = THREADS.iter().find(|&&t| (t * ITEMS) as usize >= stride) {
+        return t;
     }
+    let levels = |threads: u32| {
+        let v = TopkVariant {
+            dtype: crate::ScoreDtype::F32,
+            threads,
+            kmax,
+        };
+        let (mut lists, mut n) = (stride.div_ceil(v.tile() as usize), 0);
+        while lists > 1 {
+            lists = lists.div_ceil(v.merge_fan_in() as usize);
+            n += 1;
+        }
+        n
+    };
+    *THREADS
+        .iter()
+        .min_by_key(|&&t| (levels(t), t != 512))
+        .expect("THREADS is not empty")
 }
 
 #[cfg(test)]
@@ -226,6 +243,19 @@ mod tests {
         let p = plan_with(2, 1 << 20, 4096, Some(256));
         assert_eq!(p.variant().merge_fan_in(), 2);
         assert_eq!(p.merge_levels(), vec![64, 32, 16, 8, 4, 2, 1]);
+    }
+
+    #[test]
+    fn default_block_size_minimises_passes_over_a_row() {
+        let threads = |rows, stride| plan_with(rows, stride, 2048, None).variant().threads;
+        // One tile covers the row.
+        assert_eq!(threads(4096, 4096), 256);
+        assert_eq!(threads(1024, 8192), 256);
+        assert_eq!(threads(16384, 16384), 512);
+        assert_eq!(threads(64, 32768), 1024);
+        // One merge level either way: 512; 1024 saves a level at 256K.
+        assert_eq!(threads(64, 131072), 512);
+        assert_eq!(threads(256, 262144), 1024);
     }
 
     #[test]
