@@ -358,6 +358,173 @@ mod tests {
         }
     }
 
+    /// What one write of the prefill kernel puts into a logit cell.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    enum Cell {
+        /// The mask.
+        NegInf,
+        /// The logit of this key row (a real key of the shared-memory tile).
+        Key(i64),
+        /// The logit of a zero-padded tile slot (key scale 0: the value 0).
+        Pad,
+    }
+
+    /// `DSA_ENTRY_RAGGED`'s index math replayed on the host, line for line (grid, column split,
+    /// clamps, block range, tiles of `PREFILL_TILE`, 8-key MMA tiles, lane `c`'s keys `2c` and
+    /// `2c + 1`): every write of every block, per cell of the `[T, stride]` logits.
+    fn ragged_kernel_writes(
+        ks: &[i32],
+        ke: &[i32],
+        num_keys: usize,
+        stride: usize,
+        split: ColumnSplit,
+    ) -> Vec<Vec<(u32, Cell)>> {
+        let (warps, bn) = (PREFILL_WARPS as usize, PREFILL_TILE as i64);
+        let tokens = ks.len();
+        let n_keys = num_keys as i32;
+        let cps = split.cols_per_split as i64;
+        let mut cells = vec![Vec::new(); tokens * stride];
+        for bx in 0..tokens.div_ceil(warps) {
+            for by in 0..stride.div_ceil(cps as usize) as i64 {
+                let mut put =
+                    |t: usize, s: i64, v: Cell| cells[t * stride + s as usize].push((by as u32, v));
+                let rows: Vec<(usize, i64, i64)> = (bx * warps..(bx * warps + warps).min(tokens))
+                    .map(|t| {
+                        let lo = ks[t].max(0).min(n_keys);
+                        let hi = ke[t].max(lo).min(n_keys);
+                        (t, lo as i64, hi as i64)
+                    })
+                    .collect();
+                let c0 = by * cps;
+                let c1 = (c0 + cps).min(stride as i64);
+                for &(t, lo, hi) in &rows {
+                    for s in c0..c1 {
+                        if s < lo || s >= hi {
+                            put(t, s, Cell::NegInf);
+                        }
+                    }
+                }
+                let live = rows.iter().filter(|r| r.2 > r.1);
+                let range0 = live.clone().map(|r| r.1).min().unwrap_or(i32::MAX as i64);
+                let range1 = live.map(|r| r.2).max().unwrap_or(0);
+                let (first, end) = (c0.max(range0), c1.min(range1));
+                let mut tile = first;
+                while tile < end {
+                    let n = bn.min(end - tile);
+                    for &(t, lo, hi) in &rows {
+                        if hi <= tile || lo >= tile + n {
+                            continue;
+                        }
+                        for nt in 0..bn / 8 {
+                            let k0 = tile + nt * 8;
+                            if k0 >= tile + n || k0 >= hi || k0 + 8 <= lo {
+                                continue;
+                            }
+                            for c in 0..4 {
+                                for j in [2 * c, 2 * c + 1] {
+                                    let s = k0 + j;
+                                    let v = if nt * 8 + j < n {
+                                        Cell::Key(tile + nt * 8 + j)
+                                    } else {
+                                        Cell::Pad
+                                    };
+                                    if s >= lo && s < hi && s < end {
+                                        put(t, s, v);
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    tile += bn;
+                }
+            }
+        }
+        cells
+    }
+
+    /// Every cell is written exactly once, by the block that owns its column: the key's own
+    /// logit inside the token's clamped `[ks, ke)`, `-inf` outside.
+    fn assert_ragged_writes_each_cell_once(
+        what: &str,
+        ks: &[i32],
+        ke: &[i32],
+        num_keys: usize,
+        stride: usize,
+        split: ColumnSplit,
+    ) {
+        let cells = ragged_kernel_writes(ks, ke, num_keys, stride, split);
+        let n = num_keys as i32;
+        for (i, writes) in cells.iter().enumerate() {
+            let (t, s) = (i / stride, (i % stride) as i64);
+            let lo = ks[t].clamp(0, n) as i64;
+            let hi = (ke[t].max(lo as i32)).min(n) as i64;
+            let want = if (lo..hi).contains(&s) {
+                Cell::Key(s)
+            } else {
+                Cell::NegInf
+            };
+            let owner = (s / split.cols_per_split as i64) as u32;
+            assert_eq!(
+                writes,
+                &[(owner, want)],
+                "{what}: row {t} col {s} ({split:?})"
+            );
+        }
+    }
+
+    /// The prefill test shapes (`check_prefill` in tests/pipeline_gpu.rs): `prefix` keys, then
+    /// `tokens` causal rows, optionally windowed, with its empty, negative and overlong ranges.
+    fn prefill_ranges(prefix: usize, tokens: usize, window: Option<usize>) -> (Vec<i32>, Vec<i32>) {
+        let n_keys = (prefix + tokens) as i32;
+        let mut ke: Vec<i32> = (0..tokens).map(|t| (prefix + t + 1) as i32).collect();
+        let mut ks: Vec<i32> = ke
+            .iter()
+            .map(|&e| window.map_or(0, |w| (e - w as i32).max(0)))
+            .collect();
+        if tokens >= 3 {
+            ks[0] = ke[0] + 5;
+            ks[1] = -7;
+            ke[2] = n_keys + 100;
+        }
+        (ks, ke)
+    }
+
+    #[test]
+    fn ragged_kernel_writes_each_logit_once_from_its_own_key() {
+        let dev = DeviceInfo::H100;
+        // The H100 failure: 300 tokens, window 200, stride 303 -> 64 columns per block; the
+        // block range of tokens 200..207 starts at key 1, so its last 8-key tile reached past
+        // column 63 into the next block's column 64 with a zero-padded key.
+        for (prefix, tokens, window) in [
+            (0, 300, Some(200)),
+            (5, 989, Some(64)),
+            (37, 99, None),
+            (500, 1, None),
+            (1000, 1000, None),
+            (0, 130, Some(3)),
+            (7, 77, Some(61)),
+        ] {
+            let (ks, ke) = prefill_ranges(prefix, tokens, window);
+            let (num_keys, stride) = (prefix + tokens, prefix + tokens + 3);
+            let what = format!("{prefix}+{tokens} window {window:?}");
+            assert_ragged_writes_each_cell_once(
+                &what,
+                &ks,
+                &ke,
+                num_keys,
+                stride,
+                ColumnSplit::prefill(tokens, stride, &dev),
+            );
+            for cols in [64, 128, 192] {
+                let split = ColumnSplit {
+                    splits: stride.div_ceil(cols) as u32,
+                    cols_per_split: cols as u32,
+                };
+                assert_ragged_writes_each_cell_once(&what, &ks, &ke, num_keys, stride, split);
+            }
+        }
+    }
+
     #[test]
     fn misuse_is_rejected_before_launch() {
         let c = IndexerConfig::default();

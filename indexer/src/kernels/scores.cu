@@ -210,7 +210,8 @@ extern "C" __global__ void __launch_bounds__(DWARPS * 32) DSA_ENTRY_PAGED(const 
 
 // Prefill: block (x, y) scores tokens [x*PWARPS, (x+1)*PWARPS) (one per warp) against the
 // columns [y*cps, (y+1)*cps) of the contiguous key buffer, BN keys at a time through shared
-// memory; columns outside a token's [ks, ke) get -inf.
+// memory; columns outside a token's [ks, ke) get -inf. Its index math is replayed on the host
+// by `ragged_kernel_writes` in scores.rs's tests: keep the two in step.
 extern "C" __global__ void __launch_bounds__(PWARPS * 32) DSA_ENTRY_RAGGED(const sc::RaggedParams p) {
   __shared__ __align__(16) u8 tile_k[BN * KPITCH];
   __shared__ float tile_s[BN];
@@ -268,10 +269,13 @@ extern "C" __global__ void __launch_bounds__(PWARPS * 32) DSA_ENTRY_RAGGED(const
       sc::load_part(tile_k + (nt * 8 + g) * KPITCH + c * PART, w);
       float l0, l1;
       sc::tile_logits(q, w, tile_s[nt * 8 + 2 * c], tile_s[nt * 8 + 2 * c + 1], l0, l1);
+      // Only this block's columns: an 8-key tile can end past `end` (the block range starts at
+      // the smallest `ks`, not on a multiple of 8), and the slots past the tile's `n` keys are
+      // zero padding whose "logits" (0) would race with the next block's real ones.
       if (g == 0) {
         const i64 s = k0 + 2 * c;
-        if (s >= lo && s < hi) out[s] = l0;
-        if (s + 1 >= lo && s + 1 < hi) out[s + 1] = l1;
+        if (s >= lo && s < hi && s < end) out[s] = l0;
+        if (s + 1 >= lo && s + 1 < hi && s + 1 < end) out[s + 1] = l1;
       }
     }
   }
