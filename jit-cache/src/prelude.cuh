@@ -2,8 +2,8 @@
 //
 // NVRTC compiles our kernels with no include path, so everything a kernel needs beyond the
 // compiler's builtins lives here: fixed-width integer names, storage types for bf16 / f16 /
-// fp8-e4m3 with conversions through PTX `cvt`, and warp reductions. Keep it small: every byte
-// is part of every kernel's cache key.
+// fp8-e4m3 with conversions through PTX `cvt`, 16-byte vector loads and stores, and warp
+// reductions. Keep it small: every byte is part of every kernel's cache key.
 #pragma once
 
 typedef unsigned char u8;
@@ -93,6 +93,45 @@ __device__ __forceinline__ float to_float(fp8e4m3 x) {
   if (e == 0xfu && m == 0x7u) return __uint_as_float(0x7fc00000u | sign);
   if (e == 0) return __uint_as_float(sign) + (sign ? -1.0f : 1.0f) * (float)m * 0.001953125f;
   return __uint_as_float(sign | ((e + 120u) << 23) | (m << 20));
+}
+
+// The widest aligned word for BYTES bytes (at most 16), and how many of them cover BYTES.
+template <int BYTES> struct WordOf;
+template <> struct WordOf<2> { typedef u16 type; };
+template <> struct WordOf<4> { typedef u32 type; };
+template <> struct WordOf<8> { typedef uint2 type; };
+template <> struct WordOf<16> { typedef uint4 type; };
+template <int BYTES> struct Words {
+  typedef typename WordOf<(BYTES < 16 ? BYTES : 16)>::type W;
+  static constexpr int COUNT = BYTES < 16 ? 1 : BYTES / 16;
+};
+
+// CNT elements of T viewed as the words that load or store them at once.
+template <typename T, int CNT> union Pack {
+  typename Words<CNT * (int)sizeof(T)>::W w[Words<CNT * (int)sizeof(T)>::COUNT];
+  T e[CNT];
+};
+
+// CNT contiguous elements at p (aligned to their words) widened to f32, in one access per word.
+template <typename T, int CNT> __device__ __forceinline__ void load_chunk(const T* p, float* x) {
+  typedef Words<CNT * (int)sizeof(T)> Wd;
+  Pack<T, CNT> pk;
+  const typename Wd::W* src = reinterpret_cast<const typename Wd::W*>(p);
+#pragma unroll
+  for (int k = 0; k < Wd::COUNT; ++k) pk.w[k] = src[k];
+#pragma unroll
+  for (int v = 0; v < CNT; ++v) x[v] = to_float(pk.e[v]);
+}
+
+// CNT f32 values rounded to T and stored at p (aligned to their words), one access per word.
+template <typename T, int CNT> __device__ __forceinline__ void store_chunk(T* p, const float* x) {
+  typedef Words<CNT * (int)sizeof(T)> Wd;
+  Pack<T, CNT> pk;
+#pragma unroll
+  for (int v = 0; v < CNT; ++v) pk.e[v] = from_float<T>(x[v]);
+  typename Wd::W* dst = reinterpret_cast<typename Wd::W*>(p);
+#pragma unroll
+  for (int k = 0; k < Wd::COUNT; ++k) dst[k] = pk.w[k];
 }
 
 // Warp-wide reductions over all 32 lanes.

@@ -28,42 +28,6 @@ constexpr int SMALL_BLOCK = 128;
 constexpr int SEGS = N / SEG_N;
 constexpr int LARGE_BLOCK = 32 * SEGS;
 
-// The widest aligned word for BYTES bytes, and how many of them.
-template <int BYTES> struct WordOf;
-template <> struct WordOf<2> { typedef u16 type; };
-template <> struct WordOf<4> { typedef u32 type; };
-template <> struct WordOf<8> { typedef uint2 type; };
-template <> struct WordOf<16> { typedef uint4 type; };
-template <int BYTES> struct Words {
-  typedef typename WordOf<(BYTES < 16 ? BYTES : 16)>::type W;
-  static constexpr int COUNT = BYTES < 16 ? 1 : BYTES / 16;
-};
-
-template <typename T, int CNT> union Pack {
-  typename Words<CNT * (int)sizeof(T)>::W w[Words<CNT * (int)sizeof(T)>::COUNT];
-  T e[CNT];
-};
-
-template <typename T, int CNT> __device__ __forceinline__ void load_chunk(const T* p, float* x) {
-  typedef Words<CNT * (int)sizeof(T)> Wd;
-  Pack<T, CNT> pk;
-  const typename Wd::W* src = reinterpret_cast<const typename Wd::W*>(p);
-#pragma unroll
-  for (int k = 0; k < Wd::COUNT; ++k) pk.w[k] = src[k];
-#pragma unroll
-  for (int v = 0; v < CNT; ++v) x[v] = dsa::to_float(pk.e[v]);
-}
-
-template <typename T, int CNT> __device__ __forceinline__ void store_chunk(T* p, const float* x) {
-  typedef Words<CNT * (int)sizeof(T)> Wd;
-  Pack<T, CNT> pk;
-#pragma unroll
-  for (int v = 0; v < CNT; ++v) pk.e[v] = dsa::from_float<T>(x[v]);
-  typename Wd::W* dst = reinterpret_cast<typename Wd::W*>(p);
-#pragma unroll
-  for (int k = 0; k < Wd::COUNT; ++k) dst[k] = pk.w[k];
-}
-
 // In-register FWHT of K values (all register-index bits).
 template <int K> __device__ __forceinline__ void fwht_local(float* x) {
 #pragma unroll
@@ -119,11 +83,11 @@ __device__ __forceinline__ void quantize_store(const float (&x)[EPT], const floa
     const float inv = 1.0f / s;
     const int i0 = seg + c * CHUNK_STRIDE + t * V;
     if (i0 % GROUP == 0) srow[i0 / GROUP] = s;
-    Pack<u16, V / 2> pk;
+    dsa::Pack<u16, V / 2> pk;
 #pragma unroll
     for (int j = 0; j < V / 2; ++j)
       pk.e[j] = dsa::fp8e4m3_encode2(x[c * V + 2 * j] * inv, x[c * V + 2 * j + 1] * inv);
-    typedef Words<V> Wd;
+    typedef dsa::Words<V> Wd;
     typename Wd::W* dst = reinterpret_cast<typename Wd::W*>(orow + i0);
 #pragma unroll
     for (int k = 0; k < Wd::COUNT; ++k) dst[k] = pk.w[k];
@@ -167,7 +131,7 @@ extern "C" __global__ void __launch_bounds__(SMALL_BLOCK)
   if (live) {
     const IN_T* src = in + row * in_stride + t * V;
 #pragma unroll
-    for (int c = 0; c < CH; ++c) load_chunk<IN_T, V>(src + c * CHUNK_STRIDE, x + c * V);
+    for (int c = 0; c < CH; ++c) dsa::load_chunk<IN_T, V>(src + c * CHUNK_STRIDE, x + c * V);
   } else {
 #pragma unroll
     for (int r = 0; r < EPT; ++r) x[r] = 0.0f;
@@ -185,7 +149,7 @@ extern "C" __global__ void __launch_bounds__(SMALL_BLOCK)
   if (live) {
     OUT_T* dst = out + row * out_stride + t * V;
 #pragma unroll
-    for (int c = 0; c < CH; ++c) store_chunk<OUT_T, V>(dst + c * CHUNK_STRIDE, x + c * V);
+    for (int c = 0; c < CH; ++c) dsa::store_chunk<OUT_T, V>(dst + c * CHUNK_STRIDE, x + c * V);
   }
 #endif
 }
@@ -206,7 +170,7 @@ extern "C" __global__ void __launch_bounds__(LARGE_BLOCK)
   float x[EPT];
   const IN_T* src = in + row * in_stride + seg + lane * V;
 #pragma unroll
-  for (int c = 0; c < CH; ++c) load_chunk<IN_T, V>(src + c * CHUNK_STRIDE, x + c * V);
+  for (int c = 0; c < CH; ++c) dsa::load_chunk<IN_T, V>(src + c * CHUNK_STRIDE, x + c * V);
   fwht_team<32>(x, lane);
   float* mine = smem + seg + lane * V;
 #pragma unroll
@@ -253,7 +217,7 @@ extern "C" __global__ void __launch_bounds__(LARGE_BLOCK)
   (void)pow2;
   OUT_T* dst = out + row * out_stride + seg + lane * V;
 #pragma unroll
-  for (int c = 0; c < CH; ++c) store_chunk<OUT_T, V>(dst + c * CHUNK_STRIDE, x + c * V);
+  for (int c = 0; c < CH; ++c) dsa::store_chunk<OUT_T, V>(dst + c * CHUNK_STRIDE, x + c * V);
 #endif
 }
 #endif

@@ -15,41 +15,6 @@
 
 constexpr int EPT = VEC * CHUNKS;
 
-template <int BYTES> struct WordOf;
-template <> struct WordOf<2> { typedef u16 type; };
-template <> struct WordOf<4> { typedef u32 type; };
-template <> struct WordOf<8> { typedef uint2 type; };
-template <> struct WordOf<16> { typedef uint4 type; };
-template <int BYTES> struct Words {
-  typedef typename WordOf<(BYTES < 16 ? BYTES : 16)>::type W;
-  static constexpr int COUNT = BYTES < 16 ? 1 : BYTES / 16;
-};
-
-template <typename T, int CNT> union Pack {
-  typename Words<CNT * (int)sizeof(T)>::W w[Words<CNT * (int)sizeof(T)>::COUNT];
-  T e[CNT];
-};
-
-template <typename T> __device__ __forceinline__ void load_chunk(const T* p, float* v) {
-  typedef Words<VEC * (int)sizeof(T)> Wd;
-  Pack<T, VEC> pk;
-  const typename Wd::W* src = reinterpret_cast<const typename Wd::W*>(p);
-#pragma unroll
-  for (int k = 0; k < Wd::COUNT; ++k) pk.w[k] = src[k];
-#pragma unroll
-  for (int e = 0; e < VEC; ++e) v[e] = dsa::to_float(pk.e[e]);
-}
-
-template <typename T> __device__ __forceinline__ void store_chunk(T* p, const float* v) {
-  typedef Words<VEC * (int)sizeof(T)> Wd;
-  Pack<T, VEC> pk;
-#pragma unroll
-  for (int e = 0; e < VEC; ++e) pk.e[e] = dsa::from_float<T>(v[e]);
-  typename Wd::W* dst = reinterpret_cast<typename Wd::W*>(p);
-#pragma unroll
-  for (int k = 0; k < Wd::COUNT; ++k) dst[k] = pk.w[k];
-}
-
 #if CTA
 // Sum over the CTA; `slot` must differ between calls that are not separated by a barrier.
 __device__ __forceinline__ float team_sum(float s, int lanes, float* slot) {
@@ -92,7 +57,7 @@ extern "C" __global__ void __launch_bounds__(MAX_BLOCK)
   for (int c = 0; c < CHUNKS; ++c) {
     const int j = t + c * lanes;
     if (live && j < nch) {
-      load_chunk<IN_T>(xr + j * VEC, v + c * VEC);
+      dsa::load_chunk<IN_T, VEC>(xr + j * VEC, v + c * VEC);
     } else {
 #pragma unroll
       for (int e = 0; e < VEC; ++e) v[c * VEC + e] = 0.0f;
@@ -140,8 +105,8 @@ extern "C" __global__ void __launch_bounds__(MAX_BLOCK)
     const int j = t + c * lanes;
     if (j < nch) {
       float o[VEC], g[VEC], b[VEC];
-      if (gamma) load_chunk<IN_T>(gamma + j * VEC, g);
-      if (beta) load_chunk<IN_T>(beta + j * VEC, b);
+      if (gamma) dsa::load_chunk<IN_T, VEC>(gamma + j * VEC, g);
+      if (beta) dsa::load_chunk<IN_T, VEC>(beta + j * VEC, b);
 #pragma unroll
       for (int e = 0; e < VEC; ++e) {
         float w = ((v[c * VEC + e] - shift) - mean_d) * rstd;
@@ -149,7 +114,7 @@ extern "C" __global__ void __launch_bounds__(MAX_BLOCK)
         if (beta) w += b[e];
         o[e] = w;
       }
-      store_chunk<OUT_T>(yr + j * VEC, o);
+      dsa::store_chunk<OUT_T, VEC>(yr + j * VEC, o);
     }
   }
 }
