@@ -194,8 +194,7 @@ macro_rules! elem_from {
     };
 }
 elem_from!(dsa_topk::ScoreDtype);
-elem_from!(dsa_hadamard::DType);
-elem_from!(dsa_layernorm::DType);
+elem_from!(dsa_jit_cache::DType);
 
 /// A seeded generator (a fixed seed per purpose, so runs are comparable).
 pub fn rng(seed: u64) -> StdRng {

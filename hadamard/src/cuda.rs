@@ -4,11 +4,13 @@ use crate::error::{HadamardError, Result};
 use crate::variant::{FP8_BLOCK, HadamardVariant, MAX_LOG_N, MIN_LOG_N, ROLE};
 use crate::{DType, Output, ScaleGroup};
 use cudarc::driver::{
-    CudaContext, CudaStream, DevicePtr, DevicePtrMut, DeviceRepr, LaunchConfig, PushKernelArg,
+    CudaContext, CudaStream, DevicePtr, DevicePtrMut, LaunchConfig, PushKernelArg,
 };
 use dsa_jit_cache::KernelCache;
 use once_cell::sync::Lazy;
 use std::sync::Arc;
+
+pub use dsa_jit_cache::Element;
 
 static KERNELS: Lazy<KernelCache<HadamardVariant>> =
     Lazy::new(|| KernelCache::new(|v| v.smem_bytes()));
@@ -311,22 +313,6 @@ impl Hadamard {
             want: self.variant.to_string(),
         })
     }
-}
-
-/// A host element type the typed API accepts.
-pub trait Element: DeviceRepr {
-    /// The matching [`DType`].
-    const DTYPE: DType;
-}
-
-impl Element for f32 {
-    const DTYPE: DType = DType::F32;
-}
-impl Element for half::bf16 {
-    const DTYPE: DType = DType::Bf16;
-}
-impl Element for half::f16 {
-    const DTYPE: DType = DType::F16;
 }
 
 /// Elements per 16-byte chunk of the input (fewer for rows shorter than one chunk).

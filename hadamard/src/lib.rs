@@ -59,53 +59,11 @@ pub mod error;
 pub mod variant;
 
 pub use cuda::{Element, Hadamard, HadamardConfig};
+pub use dsa_jit_cache::DType;
 pub use error::{HadamardError, Result};
 pub use variant::{HadamardVariant, all_specs};
 
 use std::fmt;
-
-/// A floating-point element type of the input or a float output.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum DType {
-    /// bfloat16.
-    Bf16,
-    /// IEEE half.
-    F16,
-    /// IEEE single.
-    F32,
-}
-
-impl DType {
-    /// Every dtype, in a fixed order.
-    pub const ALL: [DType; 3] = [DType::Bf16, DType::F16, DType::F32];
-
-    /// Size of one element in bytes.
-    pub fn size(self) -> usize {
-        match self {
-            DType::Bf16 | DType::F16 => 2,
-            DType::F32 => 4,
-        }
-    }
-
-    /// The prelude's storage type for this dtype.
-    pub fn cuda_type(self) -> &'static str {
-        match self {
-            DType::Bf16 => "dsa::bf16",
-            DType::F16 => "dsa::f16",
-            DType::F32 => "float",
-        }
-    }
-}
-
-impl fmt::Display for DType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            DType::Bf16 => "bf16",
-            DType::F16 => "f16",
-            DType::F32 => "f32",
-        })
-    }
-}
 
 /// Which elements share one FP8 scale.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -24,6 +24,7 @@
 pub mod arch;
 pub mod cache;
 pub mod disk;
+pub mod dtype;
 pub mod error;
 pub mod gpu;
 pub mod libs;
@@ -33,6 +34,7 @@ pub mod tuning;
 
 pub use arch::Arch;
 pub use cache::{CacheConfig, Image, JitCache, KernelCache, LoadedKernel, Stats};
+pub use dtype::{DType, Element};
 pub use error::{JitError, Result};
 pub use gpu::{DeviceInfo, dptr, median_gpu_us};
 pub use inventory;

@@ -4,11 +4,13 @@ use crate::error::{LayerNormError, Result};
 use crate::variant::{CTA_CHUNKS, LayerNormVariant, ROLE, Team, WARP_CHUNKS};
 use crate::{DType, MAX_DIM, Norm};
 use cudarc::driver::{
-    CudaContext, CudaStream, DevicePtr, DevicePtrMut, DeviceRepr, LaunchConfig, PushKernelArg,
+    CudaContext, CudaStream, DevicePtr, DevicePtrMut, LaunchConfig, PushKernelArg,
 };
 use dsa_jit_cache::KernelCache;
 use once_cell::sync::Lazy;
 use std::sync::Arc;
+
+pub use dsa_jit_cache::Element;
 
 static KERNELS: Lazy<KernelCache<LayerNormVariant>> = Lazy::new(|| KernelCache::new(|_| 0));
 
@@ -357,22 +359,6 @@ impl LayerNorm {
         let aligned = x % 16 == 0 && gamma % 16 == 0 && beta % 16 == 0 && y % out_align == 0;
         if aligned { v } else { self.scalar }
     }
-}
-
-/// A host element type the typed API accepts.
-pub trait Element: DeviceRepr {
-    /// The matching [`DType`].
-    const DTYPE: DType;
-}
-
-impl Element for f32 {
-    const DTYPE: DType = DType::F32;
-}
-impl Element for half::bf16 {
-    const DTYPE: DType = DType::Bf16;
-}
-impl Element for half::f16 {
-    const DTYPE: DType = DType::F16;
 }
 
 fn span(rows: usize, stride: usize, dim: usize) -> usize {

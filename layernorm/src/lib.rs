@@ -52,56 +52,12 @@ pub mod error;
 pub mod variant;
 
 pub use cuda::{Element, LayerNorm, LayerNormConfig};
+pub use dsa_jit_cache::DType;
 pub use error::{LayerNormError, Result};
 pub use variant::{LayerNormVariant, Team, all_specs};
 
-use std::fmt;
-
 /// Largest supported row length.
 pub const MAX_DIM: usize = 16384;
-
-/// A floating-point element type.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum DType {
-    /// bfloat16.
-    Bf16,
-    /// IEEE half.
-    F16,
-    /// IEEE single.
-    F32,
-}
-
-impl DType {
-    /// Every dtype, in a fixed order.
-    pub const ALL: [DType; 3] = [DType::Bf16, DType::F16, DType::F32];
-
-    /// Size of one element in bytes.
-    pub fn size(self) -> usize {
-        match self {
-            DType::Bf16 | DType::F16 => 2,
-            DType::F32 => 4,
-        }
-    }
-
-    /// The prelude's storage type for this dtype.
-    pub fn cuda_type(self) -> &'static str {
-        match self {
-            DType::Bf16 => "dsa::bf16",
-            DType::F16 => "dsa::f16",
-            DType::F32 => "float",
-        }
-    }
-}
-
-impl fmt::Display for DType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            DType::Bf16 => "bf16",
-            DType::F16 => "f16",
-            DType::F32 => "f32",
-        })
-    }
-}
 
 /// Which normalization.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

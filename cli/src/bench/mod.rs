@@ -213,7 +213,7 @@ fn plan(op: &BenchOp) -> Result<Plan> {
             }
         }
         BenchOp::Hadamard { shape, fp8 } => {
-            let dtype = hadamard_dtype(shape.dtype);
+            let dtype = float_dtype(shape.dtype);
             let output = if *fp8 {
                 dsa_hadamard::Output::Fp8 {
                     group: dsa_hadamard::ScaleGroup::Block128,
@@ -236,7 +236,7 @@ fn plan(op: &BenchOp) -> Result<Plan> {
             }
         }
         BenchOp::Layernorm { shape, rms } => {
-            let dtype = layernorm_dtype(shape.dtype);
+            let dtype = float_dtype(shape.dtype);
             let norm = if *rms {
                 dsa_layernorm::Norm::RmsNorm
             } else {
@@ -273,19 +273,11 @@ fn plan(op: &BenchOp) -> Result<Plan> {
     })
 }
 
-fn hadamard_dtype(d: Dtype) -> dsa_hadamard::DType {
+fn float_dtype(d: Dtype) -> dsa_jit_cache::DType {
     match d {
-        Dtype::F32 => dsa_hadamard::DType::F32,
-        Dtype::Bf16 => dsa_hadamard::DType::Bf16,
-        Dtype::F16 => dsa_hadamard::DType::F16,
-    }
-}
-
-fn layernorm_dtype(d: Dtype) -> dsa_layernorm::DType {
-    match d {
-        Dtype::F32 => dsa_layernorm::DType::F32,
-        Dtype::Bf16 => dsa_layernorm::DType::Bf16,
-        Dtype::F16 => dsa_layernorm::DType::F16,
+        Dtype::F32 => dsa_jit_cache::DType::F32,
+        Dtype::Bf16 => dsa_jit_cache::DType::Bf16,
+        Dtype::F16 => dsa_jit_cache::DType::F16,
     }
 }
 
