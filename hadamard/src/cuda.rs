@@ -6,7 +6,7 @@ use crate::{DType, Output, ScaleGroup};
 use cudarc::driver::{
     CudaContext, CudaStream, DevicePtr, DevicePtrMut, LaunchConfig, PushKernelArg,
 };
-use dsa_jit_cache::KernelCache;
+use dsa_jit_cache::{KernelCache, check_device_ptr};
 use once_cell::sync::Lazy;
 use std::sync::Arc;
 
@@ -187,12 +187,7 @@ impl Hadamard {
             ptrs.push(("scales", scales, 4));
         }
         for (which, ptr, align) in ptrs {
-            if ptr == 0 {
-                return Err(HadamardError::NullPointer { which });
-            }
-            if ptr % align as u64 != 0 {
-                return Err(HadamardError::Misaligned { which, ptr, align });
-            }
+            check_device_ptr(which, ptr, align as u64)?;
         }
         let in_bytes = (self.input_len() * c.input.size()) as u64;
         let out_bytes = (self.output_len() * c.output.size()) as u64;

@@ -97,3 +97,18 @@ pub enum HadamardError {
 
 /// Result alias for this crate.
 pub type Result<T, E = HadamardError> = std::result::Result<T, E>;
+
+impl From<dsa_jit_cache::PtrError> for HadamardError {
+    fn from(e: dsa_jit_cache::PtrError) -> Self {
+        match e {
+            dsa_jit_cache::PtrError::Null { name } => HadamardError::NullPointer { which: name },
+            dsa_jit_cache::PtrError::Misaligned { name, addr, align } => {
+                HadamardError::Misaligned {
+                    which: name,
+                    ptr: addr,
+                    align: align as usize,
+                }
+            }
+        }
+    }
+}

@@ -1,5 +1,5 @@
 //! Small runtime pieces every kernel crate shares: device facts for planning, raw device
-//! pointers for launches, and GPU timing with CUDA events.
+//! pointers for launches and their host checks, and GPU timing with CUDA events.
 //!
 //! Launchers take raw device pointers (`u64`) and an explicit stream, so the Rust API, the C ABI
 //! and CUDA-graph capture all go through the same code path; the typed slice wrappers only
@@ -81,6 +81,44 @@ pub fn dptr<T>(slice: &impl DevicePtr<T>, stream: &CudaStream) -> u64 {
     ptr
 }
 
+/// A raw device pointer argument that fails a host check before a launch. Each kernel crate
+/// converts it into its own error type (with `From`), keeping its own variants and messages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PtrError {
+    /// A required pointer is null.
+    #[error("{name} pointer is null")]
+    Null {
+        /// The argument.
+        name: &'static str,
+    },
+    /// A pointer is not a multiple of the alignment its accesses need.
+    #[error("{name} pointer {addr:#x} is not aligned to {align} bytes")]
+    Misaligned {
+        /// The argument.
+        name: &'static str,
+        /// Its address.
+        addr: u64,
+        /// The alignment it needs, bytes.
+        align: u64,
+    },
+}
+
+/// Check a required device pointer: not null, then aligned to `align` bytes.
+pub fn check_device_ptr(name: &'static str, addr: u64, align: u64) -> Result<(), PtrError> {
+    if addr == 0 {
+        return Err(PtrError::Null { name });
+    }
+    check_aligned(name, addr, align)
+}
+
+/// Check a device pointer's alignment only (null, an absent optional argument, passes).
+pub fn check_aligned(name: &'static str, addr: u64, align: u64) -> Result<(), PtrError> {
+    if addr % align != 0 {
+        return Err(PtrError::Misaligned { name, addr, align });
+    }
+    Ok(())
+}
+
 /// Median GPU time in microseconds of `iters` runs of `f` on `stream`, after `warmup` runs,
 /// each run bracketed by its own pair of CUDA events. `f(i)` gets the run index so callers can
 /// rotate inputs (fresh data per run, larger than L2).
@@ -133,4 +171,26 @@ pub fn copy_bandwidth_gbs(stream: &Arc<CudaStream>, bytes: usize) -> Result<f64>
         stream.memcpy_dtod(&src, &mut dst).map_err(drv)
     })?;
     Ok(2.0 * (n * 4) as f64 / (us * 1e3))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pointer_checks_report_null_before_alignment() {
+        assert_eq!(check_device_ptr("x", 0x100, 16), Ok(()));
+        assert_eq!(
+            check_device_ptr("x", 0, 16),
+            Err(PtrError::Null { name: "x" })
+        );
+        let misaligned = PtrError::Misaligned {
+            name: "y",
+            addr: 0x102,
+            align: 4,
+        };
+        assert_eq!(check_device_ptr("y", 0x102, 4), Err(misaligned));
+        assert_eq!(check_aligned("y", 0x102, 4), Err(misaligned));
+        assert_eq!(check_aligned("gamma", 0, 16), Ok(()));
+    }
 }

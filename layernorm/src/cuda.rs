@@ -6,7 +6,7 @@ use crate::{DType, MAX_DIM, Norm};
 use cudarc::driver::{
     CudaContext, CudaStream, DevicePtr, DevicePtrMut, LaunchConfig, PushKernelArg,
 };
-use dsa_jit_cache::KernelCache;
+use dsa_jit_cache::{KernelCache, check_aligned, check_device_ptr};
 use once_cell::sync::Lazy;
 use std::sync::Arc;
 
@@ -220,10 +220,10 @@ impl LayerNorm {
     /// no overlap of x and y other than exact in place. gamma/beta may be 0 (absent).
     pub fn check_pointers(&self, x: u64, y: u64, gamma: u64, beta: u64) -> Result<()> {
         let c = &self.cfg;
+        // x and y non-null first (alignment 1: the null check alone), then every pointer
+        // aligned to its element, so a null y is reported even when x is misaligned.
         for (which, ptr) in [("x", x), ("y", y)] {
-            if ptr == 0 {
-                return Err(LayerNormError::NullPointer { which });
-            }
+            check_device_ptr(which, ptr, 1)?;
         }
         for (which, ptr, align) in [
             ("x", x, c.input.size()),
@@ -231,9 +231,7 @@ impl LayerNorm {
             ("gamma", gamma, c.input.size()),
             ("beta", beta, c.input.size()),
         ] {
-            if ptr % align as u64 != 0 {
-                return Err(LayerNormError::Misaligned { which, ptr, align });
-            }
+            check_aligned(which, ptr, align as u64)?;
         }
         let x_bytes = (self.input_len() * c.input.size()) as u64;
         let y_bytes = (self.output_len() * c.output.size()) as u64;

@@ -87,3 +87,18 @@ pub enum LayerNormError {
 
 /// Result alias for this crate.
 pub type Result<T, E = LayerNormError> = std::result::Result<T, E>;
+
+impl From<dsa_jit_cache::PtrError> for LayerNormError {
+    fn from(e: dsa_jit_cache::PtrError) -> Self {
+        match e {
+            dsa_jit_cache::PtrError::Null { name } => LayerNormError::NullPointer { which: name },
+            dsa_jit_cache::PtrError::Misaligned { name, addr, align } => {
+                LayerNormError::Misaligned {
+                    which: name,
+                    ptr: addr,
+                    align: align as usize,
+                }
+            }
+        }
+    }
+}

@@ -53,3 +53,14 @@ pub enum TopkError {
 
 /// Result alias for this crate.
 pub type Result<T, E = TopkError> = std::result::Result<T, E>;
+
+impl From<dsa_jit_cache::PtrError> for TopkError {
+    fn from(e: dsa_jit_cache::PtrError) -> Self {
+        match e {
+            dsa_jit_cache::PtrError::Null { name } => TopkError::Null(name),
+            dsa_jit_cache::PtrError::Misaligned { name, addr, align } => {
+                TopkError::Misaligned { name, addr, align }
+            }
+        }
+    }
+}

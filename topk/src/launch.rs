@@ -6,7 +6,7 @@ use crate::error::{Result, TopkError};
 use crate::plan::TopkPlan;
 use crate::variant::TopkVariant;
 use cudarc::driver::{CudaContext, CudaStream, DeviceRepr, LaunchConfig, PushKernelArg};
-use dsa_jit_cache::KernelCache;
+use dsa_jit_cache::{KernelCache, check_device_ptr};
 use once_cell::sync::Lazy;
 use std::sync::Arc;
 
@@ -143,15 +143,15 @@ impl TopkPlan {
     }
 
     fn params(&self, a: &TopkArgs) -> Result<Params> {
-        check_ptr("scores", a.scores, self.config.dtype.size() as u64)?;
-        check_ptr("lengths", a.lengths, 4)?;
-        check_ptr("out", a.out, 4)?;
+        check_device_ptr("scores", a.scores, self.config.dtype.size() as u64)?;
+        check_device_ptr("lengths", a.lengths, 4)?;
+        check_device_ptr("out", a.out, 4)?;
         if a.row_starts != 0 {
-            check_ptr("row_starts", a.row_starts, 4)?;
+            check_device_ptr("row_starts", a.row_starts, 4)?;
         }
         let need = self.workspace_bytes();
         if need > 0 {
-            check_ptr("workspace", a.workspace, 16)?;
+            check_device_ptr("workspace", a.workspace, 16)?;
             if a.workspace_bytes < need {
                 return Err(TopkError::Workspace {
                     given: a.workspace_bytes,
@@ -186,7 +186,7 @@ impl TopkPlan {
         match (self.config.transform, a.transform) {
             (Transform::None, TransformArgs::None) => {}
             (Transform::Ragged, TransformArgs::Ragged { offsets }) => {
-                check_ptr("offsets", offsets, 4)?;
+                check_device_ptr("offsets", offsets, 4)?;
                 p.transform = 1;
                 p.offsets = offsets;
             }
@@ -203,8 +203,8 @@ impl TopkPlan {
                     rows_to_requests,
                 },
             ) => {
-                check_ptr("page_table", page_table, 4)?;
-                check_ptr("rows_to_requests", rows_to_requests, 4)?;
+                check_device_ptr("page_table", page_table, 4)?;
+                check_device_ptr("rows_to_requests", rows_to_requests, 4)?;
                 if cols > stride || stride > i32::MAX as usize || num_requests > i32::MAX as usize {
                     return Err(TopkError::Mismatch(format!(
                         "page table of {num_requests} rows, stride {stride}, {cols} valid columns"
@@ -229,16 +229,6 @@ impl TopkPlan {
         }
         Ok(p)
     }
-}
-
-fn check_ptr(name: &'static str, addr: u64, align: u64) -> Result<()> {
-    if addr == 0 {
-        return Err(TopkError::Null(name));
-    }
-    if addr % align != 0 {
-        return Err(TopkError::Misaligned { name, addr, align });
-    }
-    Ok(())
 }
 
 #[cfg(test)]
