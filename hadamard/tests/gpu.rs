@@ -11,7 +11,8 @@
 use cudarc::driver::{CudaContext, CudaSlice, CudaStream};
 use dsa_hadamard::{DType, Hadamard, HadamardConfig, Output, ScaleGroup, cpu};
 use dsa_jit_cache::dptr;
-use half::{bf16, f16};
+use dsa_jit_cache::testing::{from_bytes, rel_err, to_bytes};
+use half::bf16;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::sync::Arc;
@@ -27,38 +28,6 @@ fn rows_for(n: usize) -> &'static [usize] {
         &[1, 19, 99, 989]
     } else {
         &[1, 19, 99]
-    }
-}
-
-/// Encode f32 values as `dtype` bytes (round to nearest even).
-fn to_bytes(v: &[f32], dtype: DType) -> Vec<u8> {
-    match dtype {
-        DType::F32 => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
-        DType::Bf16 => v
-            .iter()
-            .flat_map(|&x| bf16::from_f32(x).to_le_bytes())
-            .collect(),
-        DType::F16 => v
-            .iter()
-            .flat_map(|&x| f16::from_f32(x).to_le_bytes())
-            .collect(),
-    }
-}
-
-fn from_bytes(b: &[u8], dtype: DType) -> Vec<f32> {
-    match dtype {
-        DType::F32 => b
-            .chunks(4)
-            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-            .collect(),
-        DType::Bf16 => b
-            .chunks(2)
-            .map(|c| bf16::from_le_bytes([c[0], c[1]]).to_f32())
-            .collect(),
-        DType::F16 => b
-            .chunks(2)
-            .map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32())
-            .collect(),
     }
 }
 
@@ -100,15 +69,6 @@ fn upload(s: &Arc<CudaStream>, bytes: &[u8]) -> CudaSlice<u8> {
 
 fn poisoned(s: &Arc<CudaStream>, len: usize) -> CudaSlice<u8> {
     s.clone_htod(&vec![0xffu8; len.max(16)]).unwrap()
-}
-
-fn rel_err(out: &[f32], reference: &[f64]) -> f64 {
-    let (mut num, mut den) = (0.0, 0.0);
-    for (&o, &r) in out.iter().zip(reference) {
-        num += (o as f64 - r).powi(2);
-        den += r * r;
-    }
-    (num / den.max(1e-300)).sqrt()
 }
 
 /// The first `n` of each row of a strided `[rows, stride]` array of `size`-byte elements,

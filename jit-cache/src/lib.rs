@@ -30,6 +30,8 @@ pub mod gpu;
 pub mod libs;
 pub mod nvrtc;
 pub mod spec;
+#[cfg(feature = "test-support")]
+pub mod testing;
 pub mod tuning;
 
 pub use arch::Arch;

@@ -7,9 +7,10 @@
 
 use cudarc::driver::{CudaContext, CudaSlice, CudaStream, DevicePtr};
 use dsa_jit_cache::dptr;
+use dsa_jit_cache::testing::{from_bytes, rel_err, to_bytes};
 use dsa_layernorm::cpu::{self, RefParams};
 use dsa_layernorm::{DType, LayerNorm, LayerNormConfig, Norm};
-use half::{bf16, f16};
+use half::bf16;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::sync::Arc;
@@ -20,37 +21,6 @@ const DIMS: [usize; 17] = [
 
 fn stream() -> Arc<CudaStream> {
     CudaContext::new(0).unwrap().default_stream()
-}
-
-fn to_bytes(v: &[f32], dtype: DType) -> Vec<u8> {
-    match dtype {
-        DType::F32 => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
-        DType::Bf16 => v
-            .iter()
-            .flat_map(|&x| bf16::from_f32(x).to_le_bytes())
-            .collect(),
-        DType::F16 => v
-            .iter()
-            .flat_map(|&x| f16::from_f32(x).to_le_bytes())
-            .collect(),
-    }
-}
-
-fn from_bytes(b: &[u8], dtype: DType) -> Vec<f32> {
-    match dtype {
-        DType::F32 => b
-            .chunks(4)
-            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-            .collect(),
-        DType::Bf16 => b
-            .chunks(2)
-            .map(|c| bf16::from_le_bytes([c[0], c[1]]).to_f32())
-            .collect(),
-        DType::F16 => b
-            .chunks(2)
-            .map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32())
-            .collect(),
-    }
 }
 
 /// Random values `mean + std * U(-1, 1)`, rounded to `dtype`: device bytes and exact f64s.
@@ -72,15 +42,6 @@ fn upload(s: &Arc<CudaStream>, bytes: &[u8], offset: usize) -> CudaSlice<u8> {
     v.extend_from_slice(bytes);
     v.resize(v.len().max(16), 0);
     s.clone_htod(&v).unwrap()
-}
-
-fn rel_err(out: &[f32], reference: &[f64]) -> f64 {
-    let (mut num, mut den) = (0.0, 0.0);
-    for (&o, &r) in out.iter().zip(reference) {
-        num += (o as f64 - r).powi(2);
-        den += r * r;
-    }
-    (num / den.max(1e-300)).sqrt()
 }
 
 /// One case.
