@@ -6,7 +6,7 @@ use crate::{DType, Output, ScaleGroup};
 use cudarc::driver::{
     CudaContext, CudaStream, DevicePtr, DevicePtrMut, LaunchConfig, PushKernelArg,
 };
-use dsa_jit_cache::{KernelCache, check_device_ptr};
+use dsa_jit_cache::{KernelCache, check_device_ptr, strided_len};
 use once_cell::sync::Lazy;
 use std::sync::Arc;
 
@@ -158,12 +158,12 @@ impl Hadamard {
 
     /// Elements the input buffer must hold: `(rows - 1) * in_stride + n` (0 for no rows).
     pub fn input_len(&self) -> usize {
-        span(self.cfg.rows, self.cfg.in_stride, self.cfg.n)
+        strided_len(self.cfg.rows, self.cfg.in_stride, self.cfg.n)
     }
 
     /// Elements (bytes for FP8) the output buffer must hold.
     pub fn output_len(&self) -> usize {
-        span(self.cfg.rows, self.cfg.out_stride, self.cfg.n)
+        strided_len(self.cfg.rows, self.cfg.out_stride, self.cfg.n)
     }
 
     /// Compile (or fetch from the cache) and load the kernel into `ctx` now, e.g. before
@@ -313,14 +313,6 @@ impl Hadamard {
 /// Elements per 16-byte chunk of the input (fewer for rows shorter than one chunk).
 fn vec_elems(input: DType, n: usize) -> usize {
     (16 / input.size()).min(n)
-}
-
-fn span(rows: usize, stride: usize, n: usize) -> usize {
-    if rows == 0 {
-        0
-    } else {
-        (rows - 1) * stride + n
-    }
 }
 
 fn check_len(which: &'static str, len: usize, need: usize) -> Result<()> {

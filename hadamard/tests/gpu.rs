@@ -10,8 +10,8 @@
 
 use cudarc::driver::{CudaContext, CudaSlice, CudaStream};
 use dsa_hadamard::{DType, Hadamard, HadamardConfig, Output, ScaleGroup, cpu};
-use dsa_jit_cache::dptr;
 use dsa_jit_cache::testing::{from_bytes, rel_err, to_bytes};
+use dsa_jit_cache::{dptr, strided_len};
 use half::bf16;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -40,11 +40,7 @@ fn random_input(
     stride: usize,
     dtype: DType,
 ) -> (Vec<u8>, Vec<f64>) {
-    let len = if rows == 0 {
-        0
-    } else {
-        (rows - 1) * stride + n
-    };
+    let len = strided_len(rows, stride, n);
     let mut v = vec![0f32; len];
     for r in 0..rows {
         let mag = 10f32.powf(rng.random_range(-2.0..2.0));

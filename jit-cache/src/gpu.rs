@@ -81,6 +81,16 @@ pub fn dptr<T>(slice: &impl DevicePtr<T>, stream: &CudaStream) -> u64 {
     ptr
 }
 
+/// Elements a strided `[rows, stride]` buffer must hold when each row uses its first `row_len`:
+/// `(rows - 1) * stride + row_len`, 0 for no rows.
+pub fn strided_len(rows: usize, stride: usize, row_len: usize) -> usize {
+    if rows == 0 {
+        0
+    } else {
+        (rows - 1) * stride + row_len
+    }
+}
+
 /// A raw device pointer argument that fails a host check before a launch. Each kernel crate
 /// converts it into its own error type (with `From`), keeping its own variants and messages.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -192,5 +202,12 @@ mod tests {
         assert_eq!(check_device_ptr("y", 0x102, 4), Err(misaligned));
         assert_eq!(check_aligned("y", 0x102, 4), Err(misaligned));
         assert_eq!(check_aligned("gamma", 0, 16), Ok(()));
+    }
+
+    #[test]
+    fn strided_len_ends_at_the_last_row() {
+        assert_eq!(strided_len(0, 160, 128), 0);
+        assert_eq!(strided_len(1, 160, 128), 128);
+        assert_eq!(strided_len(3, 160, 128), 448);
     }
 }

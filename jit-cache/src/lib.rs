@@ -38,7 +38,9 @@ pub use arch::Arch;
 pub use cache::{CacheConfig, Image, JitCache, KernelCache, LoadedKernel, Stats};
 pub use dtype::{DType, Element};
 pub use error::{JitError, Result};
-pub use gpu::{DeviceInfo, PtrError, check_aligned, check_device_ptr, dptr, median_gpu_us};
+pub use gpu::{
+    DeviceInfo, PtrError, check_aligned, check_device_ptr, dptr, median_gpu_us, strided_len,
+};
 pub use inventory;
 pub use spec::{KernelSpec, KernelVariant, PRELUDE, VariantFamily, registered_families};
 pub use tuning::TuningDb;

@@ -6,7 +6,7 @@ use crate::{DType, MAX_DIM, Norm};
 use cudarc::driver::{
     CudaContext, CudaStream, DevicePtr, DevicePtrMut, LaunchConfig, PushKernelArg,
 };
-use dsa_jit_cache::{KernelCache, check_aligned, check_device_ptr};
+use dsa_jit_cache::{KernelCache, check_aligned, check_device_ptr, strided_len};
 use once_cell::sync::Lazy;
 use std::sync::Arc;
 
@@ -200,12 +200,12 @@ impl LayerNorm {
 
     /// Elements x must hold: `(rows - 1) * x_stride + dim` (0 for no rows).
     pub fn input_len(&self) -> usize {
-        span(self.cfg.rows, self.cfg.x_stride, self.cfg.dim)
+        strided_len(self.cfg.rows, self.cfg.x_stride, self.cfg.dim)
     }
 
     /// Elements y must hold.
     pub fn output_len(&self) -> usize {
-        span(self.cfg.rows, self.cfg.y_stride, self.cfg.dim)
+        strided_len(self.cfg.rows, self.cfg.y_stride, self.cfg.dim)
     }
 
     /// Compile (or fetch) and load both kernels into `ctx` now, e.g. before graph capture.
@@ -356,14 +356,6 @@ impl LayerNorm {
         let out_align = (v.variant.vec_elems() * self.cfg.output.size()).min(16) as u64;
         let aligned = x % 16 == 0 && gamma % 16 == 0 && beta % 16 == 0 && y % out_align == 0;
         if aligned { v } else { self.scalar }
-    }
-}
-
-fn span(rows: usize, stride: usize, dim: usize) -> usize {
-    if rows == 0 {
-        0
-    } else {
-        (rows - 1) * stride + dim
     }
 }
 
