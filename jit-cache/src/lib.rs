@@ -6,12 +6,16 @@
 //! 1. A kernel crate keeps its `.cu` source next to the Rust that launches it and describes
 //!    each compiled form with a typed struct implementing [`KernelVariant`], which renders a
 //!    [`KernelSpec`] (source, `-D` defines, generated entry symbols).
-//! 2. Sources include nothing but [`PRELUDE`] (bf16/f16/fp8 conversions, warp helpers), so NVRTC
-//!    needs no CUDA toolkit headers; NVRTC itself is found with no configuration ([`libs`]).
+//! 2. Sources include nothing but [`PRELUDE`] (bf16/f16/fp8 conversions, 16-byte vector loads
+//!    and stores, warp helpers), so NVRTC needs no CUDA toolkit headers; NVRTC itself is found
+//!    with no configuration ([`libs`]).
 //! 3. [`KernelCache::get`] returns the loaded kernel for (context, variant): a memory hit is a
 //!    hash-map lookup; a miss goes to [`JitCache`] (memory, then disk, then NVRTC, CUBIN for the
 //!    device's exact arch such as `sm_90a`, PTX for an arch NVRTC does not know).
-//! 4. Every crate registers its variants with [`inventory`] as a [`VariantFamily`]; CI compiles
+//! 4. Kernel crates share the element types ([`DType`], [`Element`]) and the host checks of raw
+//!    device pointers ([`check_device_ptr`]); `dsa_jit_cache::testing` (feature `test-support`)
+//!    holds helpers for their GPU tests.
+//! 5. Every crate registers its variants with [`inventory`] as a [`VariantFamily`]; CI compiles
 //!    all of them for [`Arch::CI_TARGETS`] without a GPU.
 //!
 //! ## Environment

@@ -9,7 +9,7 @@
 use std::fmt;
 use std::hash::Hash;
 
-/// The prelude every kernel source is compiled with (conversions, warp helpers).
+/// The prelude every kernel source is compiled with (conversions, vector loads, warp helpers).
 pub const PRELUDE: &str = include_str!("prelude.cuh");
 
 /// Options every kernel is compiled with. `-lineinfo` costs nothing at run time and lets
