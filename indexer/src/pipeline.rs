@@ -294,7 +294,7 @@ impl PrefillPlan {
     pub unsafe fn key_path(&self, stream: &Arc<CudaStream>, a: &PrefillArgs) -> Result<()> {
         self.check(a)?;
         // SAFETY: forwarded from the caller.
-        unsafe { launch_key_path(&self.config, stream, &self.key_args(a)) }
+        unsafe { self.launch_stage(Stage::KeyPath, stream, a) }
     }
 
     /// Stage 2: the query path into the workspace.
@@ -303,8 +303,8 @@ impl PrefillPlan {
     /// As [`PrefillPlan::prefill`].
     pub unsafe fn query_path(&self, stream: &Arc<CudaStream>, a: &PrefillArgs) -> Result<()> {
         self.check(a)?;
-        // SAFETY: forwarded from the caller; the workspace regions were sized by the plan.
-        unsafe { launch_query_path(&self.config, stream, &self.query_args(a)) }
+        // SAFETY: forwarded from the caller.
+        unsafe { self.launch_stage(Stage::QueryPath, stream, a) }
     }
 
     /// Stage 3: the scores from the workspace's queries and the key buffer.
@@ -313,8 +313,8 @@ impl PrefillPlan {
     /// As [`PrefillPlan::prefill`].
     pub unsafe fn scores(&self, stream: &Arc<CudaStream>, a: &PrefillArgs) -> Result<()> {
         self.check(a)?;
-        // SAFETY: forwarded from the caller; the workspace regions were sized by the plan.
-        unsafe { launch_scores_ragged(&self.config, stream, &self.scores_args(a), self.split) }
+        // SAFETY: forwarded from the caller.
+        unsafe { self.launch_stage(Stage::Scores, stream, a) }
     }
 
     /// Stage 4: top-k over the logits with the fused ragged transform (reads the clamped
@@ -324,24 +324,52 @@ impl PrefillPlan {
     /// As [`PrefillPlan::prefill`].
     pub unsafe fn topk(&self, stream: &Arc<CudaStream>, a: &PrefillArgs) -> Result<()> {
         self.check(a)?;
-        let (ws, r) = (a.workspace, &self.regions);
-        let starts = ws + r.row_info as u64;
-        let offsets = if a.topk_offsets != 0 {
-            a.topk_offsets
-        } else {
-            starts
-        };
-        let args = TopkArgs {
-            scores: a.logits,
-            lengths: ws + r.lengths as u64,
-            row_starts: starts,
-            out: a.indices,
-            workspace: ws + r.topk as u64,
-            workspace_bytes: self.topk.workspace_bytes(),
-            transform: TransformArgs::Ragged { offsets },
-        };
-        // SAFETY: forwarded from the caller; the top-k region was sized by the plan.
-        unsafe { run_topk(&self.topk, stream, &args) }
+        // SAFETY: forwarded from the caller.
+        unsafe { self.launch_stage(Stage::Topk, stream, a) }
+    }
+
+    /// Launch one stage; the plan-level checks (`check`) are the caller's.
+    ///
+    /// # Safety
+    /// As [`PrefillPlan::prefill`].
+    unsafe fn launch_stage(
+        &self,
+        stage: Stage,
+        stream: &Arc<CudaStream>,
+        a: &PrefillArgs,
+    ) -> Result<()> {
+        match stage {
+            // SAFETY: forwarded from the caller.
+            Stage::KeyPath => unsafe { launch_key_path(&self.config, stream, &self.key_args(a)) },
+            // SAFETY: forwarded from the caller; the query region was sized by the plan.
+            Stage::QueryPath => unsafe {
+                launch_query_path(&self.config, stream, &self.query_args(a))
+            },
+            // SAFETY: forwarded from the caller; the workspace regions were sized by the plan.
+            Stage::Scores => unsafe {
+                launch_scores_ragged(&self.config, stream, &self.scores_args(a), self.split)
+            },
+            Stage::Topk => {
+                let (ws, r) = (a.workspace, &self.regions);
+                let starts = ws + r.row_info as u64;
+                let offsets = if a.topk_offsets != 0 {
+                    a.topk_offsets
+                } else {
+                    starts
+                };
+                let args = TopkArgs {
+                    scores: a.logits,
+                    lengths: ws + r.lengths as u64,
+                    row_starts: starts,
+                    out: a.indices,
+                    workspace: ws + r.topk as u64,
+                    workspace_bytes: self.topk.workspace_bytes(),
+                    transform: TransformArgs::Ragged { offsets },
+                };
+                // SAFETY: forwarded from the caller; the top-k region was sized by the plan.
+                unsafe { run_topk(&self.topk, stream, &args) }
+            }
+        }
     }
 
     /// The whole prefill: key path, query path, scores, top-k, then the config's consistency
@@ -359,12 +387,9 @@ impl PrefillPlan {
         comm: Option<&Communicator>,
     ) -> Result<()> {
         self.check_all(a, comm)?;
-        // SAFETY: forwarded from the caller to all four stages.
-        unsafe {
-            self.key_path(stream, a)?;
-            self.query_path(stream, a)?;
-            self.scores(stream, a)?;
-            self.topk(stream, a)?;
+        for stage in Stage::ALL {
+            // SAFETY: forwarded from the caller; every stage's arguments were checked above.
+            unsafe { self.launch_stage(stage, stream, a) }?;
         }
         let r = &self.regions;
         enforce(
@@ -445,7 +470,7 @@ impl DecodePlan {
     pub unsafe fn key_path(&self, stream: &Arc<CudaStream>, a: &DecodeArgs) -> Result<()> {
         self.check(a)?;
         // SAFETY: forwarded from the caller.
-        unsafe { launch_key_path(&self.config, stream, &self.key_args(a)) }
+        unsafe { self.launch_stage(Stage::KeyPath, stream, a) }
     }
 
     /// Stage 2: the query path into the workspace.
@@ -454,8 +479,8 @@ impl DecodePlan {
     /// As [`DecodePlan::decode`].
     pub unsafe fn query_path(&self, stream: &Arc<CudaStream>, a: &DecodeArgs) -> Result<()> {
         self.check(a)?;
-        // SAFETY: forwarded from the caller; the workspace regions were sized by the plan.
-        unsafe { launch_query_path(&self.config, stream, &self.query_args(a)) }
+        // SAFETY: forwarded from the caller.
+        unsafe { self.launch_stage(Stage::QueryPath, stream, a) }
     }
 
     /// Stage 3: the scores through the block tables (also writes top-k's request map).
@@ -464,8 +489,8 @@ impl DecodePlan {
     /// As [`DecodePlan::decode`].
     pub unsafe fn scores(&self, stream: &Arc<CudaStream>, a: &DecodeArgs) -> Result<()> {
         self.check(a)?;
-        // SAFETY: forwarded from the caller; the workspace regions were sized by the plan.
-        unsafe { launch_scores_paged(&self.config, stream, &self.scores_args(a), self.split) }
+        // SAFETY: forwarded from the caller.
+        unsafe { self.launch_stage(Stage::Scores, stream, a) }
     }
 
     /// Stage 4: top-k over the logits with the fused paged transform.
@@ -474,24 +499,52 @@ impl DecodePlan {
     /// As [`DecodePlan::decode`].
     pub unsafe fn topk(&self, stream: &Arc<CudaStream>, a: &DecodeArgs) -> Result<()> {
         self.check(a)?;
-        let (ws, r) = (a.workspace, &self.regions);
-        let args = TopkArgs {
-            scores: a.logits,
-            lengths: a.context_lens,
-            row_starts: 0,
-            out: a.indices,
-            workspace: ws + r.topk as u64,
-            workspace_bytes: self.topk.workspace_bytes(),
-            transform: TransformArgs::Paged {
-                page_table: a.block_table,
-                stride: self.shape.bt_stride,
-                cols: self.bt_cols,
-                num_requests: self.shape.batch,
-                rows_to_requests: ws + r.row_info as u64,
+        // SAFETY: forwarded from the caller.
+        unsafe { self.launch_stage(Stage::Topk, stream, a) }
+    }
+
+    /// Launch one stage; the plan-level checks (`check`) are the caller's.
+    ///
+    /// # Safety
+    /// As [`DecodePlan::decode`].
+    unsafe fn launch_stage(
+        &self,
+        stage: Stage,
+        stream: &Arc<CudaStream>,
+        a: &DecodeArgs,
+    ) -> Result<()> {
+        match stage {
+            // SAFETY: forwarded from the caller.
+            Stage::KeyPath => unsafe { launch_key_path(&self.config, stream, &self.key_args(a)) },
+            // SAFETY: forwarded from the caller; the query region was sized by the plan.
+            Stage::QueryPath => unsafe {
+                launch_query_path(&self.config, stream, &self.query_args(a))
             },
-        };
-        // SAFETY: forwarded from the caller; the request map was written by the scores stage.
-        unsafe { run_topk(&self.topk, stream, &args) }
+            // SAFETY: forwarded from the caller; the workspace regions were sized by the plan.
+            Stage::Scores => unsafe {
+                launch_scores_paged(&self.config, stream, &self.scores_args(a), self.split)
+            },
+            Stage::Topk => {
+                let (ws, r) = (a.workspace, &self.regions);
+                let args = TopkArgs {
+                    scores: a.logits,
+                    lengths: a.context_lens,
+                    row_starts: 0,
+                    out: a.indices,
+                    workspace: ws + r.topk as u64,
+                    workspace_bytes: self.topk.workspace_bytes(),
+                    transform: TransformArgs::Paged {
+                        page_table: a.block_table,
+                        stride: self.shape.bt_stride,
+                        cols: self.bt_cols,
+                        num_requests: self.shape.batch,
+                        rows_to_requests: ws + r.row_info as u64,
+                    },
+                };
+                // SAFETY: forwarded from the caller; the request map was written by the scores stage.
+                unsafe { run_topk(&self.topk, stream, &args) }
+            }
+        }
     }
 
     /// The whole decode step: key path, query path, scores, top-k, then the config's
@@ -511,12 +564,9 @@ impl DecodePlan {
         comm: Option<&Communicator>,
     ) -> Result<()> {
         self.check_all(a, comm)?;
-        // SAFETY: forwarded from the caller to all four stages.
-        unsafe {
-            self.key_path(stream, a)?;
-            self.query_path(stream, a)?;
-            self.scores(stream, a)?;
-            self.topk(stream, a)?;
+        for stage in Stage::ALL {
+            // SAFETY: forwarded from the caller; every stage's arguments were checked above.
+            unsafe { self.launch_stage(stage, stream, a) }?;
         }
         let r = &self.regions;
         enforce(
@@ -529,6 +579,19 @@ impl DecodePlan {
             r,
         )
     }
+}
+
+/// The four stages of a prefill or decode call, in launch order.
+#[derive(Clone, Copy)]
+enum Stage {
+    KeyPath,
+    QueryPath,
+    Scores,
+    Topk,
+}
+
+impl Stage {
+    const ALL: [Stage; 4] = [Stage::KeyPath, Stage::QueryPath, Stage::Scores, Stage::Topk];
 }
 
 /// Top-k launch with the indexer's error type.
