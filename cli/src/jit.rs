@@ -224,7 +224,10 @@ fn bench(arch: Option<&str>) -> Result<()> {
             64,
             131072,
             &g.info,
-            dsa_topk::Tuning { threads: Some(512) },
+            dsa_topk::Tuning {
+                threads: Some(512),
+                ..Default::default()
+            },
         )?;
         plan.prepare(&g.ctx)?;
         let lookup_ns = average_ns(100_000, || Ok(plan.prepare(&g.ctx)?))?;

@@ -40,7 +40,10 @@ fn candidates(gpu: &Gpu, config: TopkConfig, rows: usize, stride: usize) -> Resu
     THREADS
         .iter()
         .map(|&t| {
-            let tuning = Tuning { threads: Some(t) };
+            let tuning = Tuning {
+                threads: Some(t),
+                ..Tuning::default()
+            };
             Ok(TopkPlan::with_db(
                 config,
                 rows,

@@ -126,7 +126,10 @@ impl DsaTopkConfig {
                 )));
             }
         };
-        let tuning = Tuning { threads };
+        let tuning = Tuning {
+            threads,
+            ..Tuning::default()
+        };
         let config = TopkConfig {
             k,
             dtype,

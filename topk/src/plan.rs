@@ -14,6 +14,9 @@ pub struct Tuning {
     /// Threads per block (256, 512 or 1024), which sets the tile a block selects from
     /// (32 candidates per thread); `None`: the heuristic.
     pub threads: Option<u32>,
+    /// CTAs that share one row (a thread-block cluster, 1..=16, a power of two; sm_90 and
+    /// newer only, else 1); `None`: the heuristic.
+    pub cluster: Option<u32>,
 }
 
 /// A planned top-k for a fixed `[rows, stride]` shape.
@@ -224,7 +227,10 @@ mod tests {
             rows,
             stride,
             &DeviceInfo::H100,
-            Tuning { threads },
+            Tuning {
+                threads,
+                ..Tuning::default()
+            },
         )
         .unwrap()
     }
@@ -295,7 +301,10 @@ mod tests {
             TopkPlan::new(paged, 1, 8, &dev, t),
             Err(TopkError::Shape(_))
         ));
-        let bad = Tuning { threads: Some(100) };
+        let bad = Tuning {
+            threads: Some(100),
+            ..Tuning::default()
+        };
         assert!(TopkPlan::new(TopkConfig::new(8), 1, 8, &dev, bad).is_err());
     }
 

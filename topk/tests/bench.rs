@@ -79,6 +79,7 @@ fn topk_timings() {
         for threads in [256u32, 512, 1024] {
             let tuning = Tuning {
                 threads: Some(threads),
+                ..Tuning::default()
             };
             let p2 = TopkPlan::new(TopkConfig::new(k), rows, len, &info, tuning).unwrap();
             let ws2 = s.alloc_zeros::<u8>(p2.workspace_bytes().max(16)).unwrap();
@@ -116,6 +117,7 @@ fn profile_one_shape() {
     let info = DeviceInfo::of(&ctx).unwrap();
     let tuning = Tuning {
         threads: Some(threads),
+        ..Tuning::default()
     };
     let plan = TopkPlan::new(TopkConfig::new(2048), rows, len, &info, tuning).unwrap();
     let mut rng = StdRng::seed_from_u64(10);

@@ -310,6 +310,7 @@ fn every_variant_and_launch_shape_gives_the_same_bits() {
                     config: cfg,
                     tuning: Tuning {
                         threads: Some(threads),
+                        ..Tuning::default()
                     },
                 };
                 g.check(

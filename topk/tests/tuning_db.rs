@@ -49,7 +49,10 @@ fn a_tuned_entry_is_picked_up_by_the_planner() {
             .threads,
         256
     );
-    let explicit = Tuning { threads: Some(512) };
+    let explicit = Tuning {
+        threads: Some(512),
+        ..Tuning::default()
+    };
     assert_eq!(
         plan(TopkConfig::new(2048), rows, explicit)
             .variant()
