@@ -10,6 +10,7 @@
 use crate::check::{device_ptr, host_out, host_ref, size, write_out};
 use crate::context::{DsaStream, borrow_stream, primary};
 use crate::status::{DsaStatus, FfiError, FfiResult, guard};
+use dsa_indexer::collective::kernels::launch_fingerprint;
 use dsa_indexer::collective::{
     CollectiveError, CommConfig, Communicator, IndexRows, VerifyWorkspace, WorkspaceLayout,
 };
@@ -51,6 +52,15 @@ impl From<CollectiveError> for FfiError {
 unsafe fn comm_ref<'a>(comm: *const DsaComm) -> FfiResult<&'a Communicator> {
     // SAFETY: forwarded to the caller.
     Ok(&unsafe { host_ref("comm", comm) }?.comm)
+}
+
+/// An optional communicator handle (NULL: none).
+///
+/// # Safety
+/// A non-null `comm` must come from `dsa_comm_borrow` and not be released yet.
+pub(crate) unsafe fn comm_opt<'a>(comm: *const DsaComm) -> Option<&'a Communicator> {
+    // SAFETY: forwarded to the caller; null gives `None`.
+    unsafe { comm.as_ref() }.map(|c| &c.comm)
 }
 
 fn rows_k(rows: i64, k: i64) -> FfiResult<(usize, usize)> {
@@ -131,6 +141,42 @@ pub extern "C" fn dsa_collective_verify_workspace_bytes(
         let bytes = WorkspaceLayout::verify(rows).total_bytes;
         // SAFETY: checked non-null and aligned inside; the caller vouches it is writable.
         unsafe { write_out("bytes_out", bytes_out, bytes) }
+    })
+}
+
+/// Enqueue the verify protocol's first step alone, with no communicator: the 64-bit fingerprint
+/// of every index row (order-sensitive; see `dsa_indexer::collective::fingerprint`) written as
+/// `[fp_0 .. fp_{rows-1}, ~fp_0 .. ~fp_{rows-1}]` (`uint64_t`, `2 * rows` values) at the start
+/// of `workspace`. An all-reduce MIN of that buffer over the ranks (by any library, e.g. the
+/// engine's own process group) gives `min(fp)` and `~max(fp)`: row `i` differs on some rank
+/// iff `out[i] != ~out[rows + i]` (also with signed 64-bit MIN).
+///
+/// - `indices`: device, `[rows, k]` int32; `rows, k >= 1`.
+/// - `workspace`: device, `workspace_bytes` bytes (`>= dsa_collective_verify_workspace_bytes(rows)`),
+///   8-byte aligned; the bytes after the `2 * rows` fingerprints are scratch.
+/// - `stream`: the caller's `CUstream` (NULL: legacy default stream of the current context).
+#[unsafe(no_mangle)]
+pub extern "C" fn dsa_collective_fingerprint(
+    indices: *const c_void,
+    rows: i64,
+    k: i64,
+    workspace: *mut c_void,
+    workspace_bytes: usize,
+    stream: DsaStream,
+) -> DsaStatus {
+    guard("dsa_collective_fingerprint", || {
+        let (rows, k) = rows_k(rows, k)?;
+        let ptr = device_ptr("indices", indices, 4, true)?;
+        let ws = device_ptr("workspace", workspace.cast_const(), 8, true)?;
+        // SAFETY: the caller's buffers have the documented sizes on the stream's device.
+        let (idx, ws) = unsafe {
+            (
+                IndexRows::from_raw(ptr, rows, k)?,
+                VerifyWorkspace::from_raw(ws, workspace_bytes, WorkspaceLayout::verify(rows))?,
+            )
+        };
+        let s = borrow_stream(stream, None)?;
+        Ok(launch_fingerprint(&idx, &ws, 0, &s.stream)?)
     })
 }
 

@@ -16,8 +16,8 @@
 //!    destroyed. The thread's current context is left as it was.
 //! 4. **Graphs.** Runs allocate nothing and never synchronise: call the op's `prepare` (which
 //!    compiles and loads the kernels) before capturing, then `run` inside the capture.
-//! 5. **Workspace.** Caller-provided, sized by a query that launches nothing (top-k only; the
-//!    other ops need none). Sizes and output shapes are known on the host.
+//! 5. **Workspace.** Caller-provided, sized by a query that launches nothing (top-k, the
+//!    indexer and the collective verify; the other ops need none). Sizes and output shapes are known on the host.
 //! 6. **Enums** are `int32_t` fields holding the documented enum constants; a zero-initialised
 //!    struct selects every default.
 //!
@@ -26,9 +26,14 @@
 //!   `_output_shape`, `_prepare`, `dsa_topk_run`, `dsa_topk_plan_destroy`.
 //! - Hadamard ([`hadamard`]): `dsa_hadamard_sizes`, `_prepare`, `_run` (float or fused FP8).
 //! - LayerNorm/RMSNorm ([`layernorm`]): `dsa_layernorm_sizes`, `_prepare`, `_run`.
+//! - Indexer ([`indexer`]): `dsa_indexer_config_default`, `dsa_indexer_prefill_plan_create`,
+//!   `_create_for`, `dsa_indexer_decode_plan_create`, `_create_for`,
+//!   `dsa_indexer_plan_workspace_bytes`, `_info`, `_prepare`, `_destroy`, `dsa_indexer_prefill`,
+//!   `dsa_indexer_decode` (the whole pipeline, optionally followed by the consistency policy).
 //! - Collective ([`collective`]) over an engine's `ncclComm_t`: `dsa_comm_borrow`, `_rank`,
-//!   `_release`, `dsa_collective_broadcast`, `_verify_workspace_bytes`, `_verify`, `_check`.
-//! - Not yet: the indexer's prefill/decode entry points (their Rust API is still landing).
+//!   `_release`, `dsa_collective_broadcast`, `_verify_workspace_bytes`, `_verify`, `_check`;
+//!   and without a communicator `dsa_collective_fingerprint` (the verify protocol's row
+//!   fingerprints, for engines that all-reduce with their own library).
 
 // The entry points are for C callers, for whom Rust's `unsafe` marker does not exist: each one
 // checks what can be checked (null, alignment, sizes, enum values) and documents the rest of
@@ -39,6 +44,7 @@ pub mod check;
 pub mod collective;
 pub mod context;
 pub mod hadamard;
+pub mod indexer;
 pub mod layernorm;
 pub mod status;
 pub mod topk;
