@@ -8,7 +8,7 @@ use crate::table::Table;
 use dsa_benches::Gpu;
 use dsa_benches::workload::{TopkWorkload, median_us};
 use dsa_jit_cache::tuning::{Entry, TuningDb, topk_bucket};
-use dsa_topk::variant::THREADS;
+use dsa_topk::variant::{MAX_CLUSTER, THREADS};
 use dsa_topk::{TopkConfig, TopkPlan, Tuning};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::Path;
@@ -35,34 +35,47 @@ pub fn run(a: &TuneArgs) -> Result<()> {
     }
 }
 
-/// Every [`Tuning`] of top-k (threads per block, which sets the tile a block selects from).
+/// Every [`Tuning`] of top-k: threads per block (the chunk a block streams) times CTAs per row
+/// (the cluster; up to 16 on sm_90+, only shapes of at most two waves of blocks).
 fn candidates(gpu: &Gpu, config: TopkConfig, rows: usize, stride: usize) -> Result<Vec<TopkPlan>> {
-    THREADS
-        .iter()
-        .map(|&t| {
+    let max_cluster = if gpu.info.compute_capability.0 >= 9 {
+        MAX_CLUSTER
+    } else {
+        1
+    };
+    let clusters = (0..=max_cluster.trailing_zeros())
+        .map(|b| 1u32 << b)
+        .filter(|&c| c == 1 || rows * c as usize <= 4 * gpu.info.sm_count as usize);
+    let mut out = Vec::new();
+    for cluster in clusters {
+        for &threads in &THREADS {
             let tuning = Tuning {
-                threads: Some(t),
-                ..Tuning::default()
+                threads: Some(threads),
+                cluster: Some(cluster),
             };
-            Ok(TopkPlan::with_db(
+            out.push(TopkPlan::with_db(
                 config,
                 rows,
                 stride,
                 &gpu.info,
                 tuning,
                 &TuningDb::empty(),
-            )?)
-        })
-        .collect()
+            )?);
+        }
+    }
+    Ok(out)
 }
 
-fn params(p: &TopkPlan) -> [(&'static str, u64); 1] {
-    [("threads", p.variant().threads as u64)]
+fn params(p: &TopkPlan) -> [(&'static str, u64); 2] {
+    [
+        ("threads", p.variant().threads as u64),
+        ("cluster", p.cluster() as u64),
+    ]
 }
 
-/// `threads/tiles per row`.
+/// `threads/CTAs per row`.
 fn label(p: &TopkPlan) -> String {
-    format!("{}/{}", p.variant().threads, p.parts())
+    format!("{}/{}", p.variant().threads, p.cluster())
 }
 
 fn topk(path: &Path, a: &TopkShapeArgs) -> Result<()> {

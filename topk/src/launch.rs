@@ -5,13 +5,16 @@ use crate::config::{OutputOrder, RequestMap, TieBreak, Transform};
 use crate::error::{Result, TopkError};
 use crate::plan::TopkPlan;
 use crate::variant::TopkVariant;
-use cudarc::driver::{CudaContext, CudaStream, DeviceRepr, LaunchConfig, PushKernelArg};
+use crate::variant::MAX_CLUSTER;
+use cudarc::driver::{CudaContext, CudaStream, DriverError, sys};
 use dsa_jit_cache::{KernelCache, check_device_ptr};
 use once_cell::sync::Lazy;
+use std::ffi::c_void;
 use std::sync::Arc;
 
-// The kernels use static shared memory only (under 48 KB), so no opt-in is needed.
-static KERNELS: Lazy<KernelCache<TopkVariant>> = Lazy::new(|| KernelCache::new(|_| 0));
+// Each function may use the shared memory of its largest launch (a cluster's).
+static KERNELS: Lazy<KernelCache<TopkVariant>> =
+    Lazy::new(|| KernelCache::new(|v| v.dynamic_smem(MAX_CLUSTER)));
 
 /// Device pointers of one launch. All are device addresses (0 = absent).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -24,7 +27,8 @@ pub struct TopkArgs {
     pub row_starts: u64,
     /// `[rows, k]` i32 output.
     pub out: u64,
-    /// Workspace of at least [`TopkPlan::workspace_bytes`] bytes, 16-byte aligned (0 if none needed).
+    /// Workspace of at least [`TopkPlan::workspace_bytes`] bytes (currently always 0, so this
+    /// may be 0), 16-byte aligned.
     pub workspace: u64,
     /// Its size in bytes.
     pub workspace_bytes: usize,
@@ -67,15 +71,12 @@ struct Params {
     lengths: u64,
     row_starts: u64,
     out: u64,
-    ws: [u64; 2],
-    ws_count: [u64; 2],
     offsets: u64,
     page_table: u64,
     req_map: u64,
     cu_seqlens: u64,
     stride: i64,
     pt_stride: i64,
-    ws_lists: [i64; 2],
     rows: i32,
     k: i32,
     tie_large: i32,
@@ -84,10 +85,9 @@ struct Params {
     page_log2: i32,
     num_req: i32,
     pt_cols: i32,
+    cluster: i32,
+    pad: i32,
 }
-
-// SAFETY: `Params` is `repr(C)` plain data matching the kernel's by-value parameter.
-unsafe impl DeviceRepr for Params {}
 
 impl TopkPlan {
     /// Compile (or fetch from the cache) and load this plan's kernels into `ctx` now, so that
@@ -110,36 +110,59 @@ impl TopkPlan {
             return Ok(());
         }
         let kernel = KERNELS.get(stream.context(), &self.variant)?;
-        let rows = self.rows as u32;
-        let launch = |role: &str, grid: (u32, u32, u32), extra: &[i32]| -> Result<()> {
-            let cfg = LaunchConfig {
-                grid_dim: grid,
-                block_dim: (self.variant.threads, 1, 1),
-                shared_mem_bytes: 0,
-            };
-            let mut b = stream.launch_builder(kernel.function(role));
-            b.arg(&params);
-            for x in extra {
-                b.arg(x);
-            }
-            // SAFETY: the caller vouches for the pointers (see `# Safety`); the kernel clamps
-            // lengths and row starts on device, so it reads only within each row's stride, and
-            // the workspace layout matches `ws_layout`.
-            unsafe { b.launch(cfg) }
-                .map(|_| ())
-                .map_err(|source| TopkError::Launch {
-                    variant: self.variant.to_string(),
-                    source,
-                })
+        let function = kernel.function("TOPK");
+        let failed = |source: DriverError| TopkError::Launch {
+            variant: self.variant.to_string(),
+            source,
         };
-        launch("SELECT", (rows, self.parts, 1), &[self.parts as i32])?;
-        let (mut lists, mut in_buf) = (self.parts as i32, 0);
-        for groups in self.merge_levels() {
-            launch("MERGE", (rows, groups, 1), &[lists, in_buf, groups as i32])?;
-            lists = groups as i32;
-            in_buf = 1 - in_buf;
+        if self.cluster > 8 {
+            // Sixteen CTAs per cluster is beyond the portable size; the opt-in is per function.
+            function
+                .set_attribute(
+                    sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_NON_PORTABLE_CLUSTER_SIZE_ALLOWED,
+                    1,
+                )
+                .map_err(failed)?;
         }
-        Ok(())
+        let mut attr = sys::CUlaunchAttribute {
+            id: sys::CUlaunchAttributeID::CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION,
+            pad: [0; 4],
+            value: sys::CUlaunchAttributeValue {
+                clusterDim: sys::CUlaunchAttributeValue_union__bindgen_ty_1 {
+                    x: self.cluster,
+                    y: 1,
+                    z: 1,
+                },
+            },
+        };
+        let config = sys::CUlaunchConfig {
+            gridDimX: self.rows as u32 * self.cluster,
+            gridDimY: 1,
+            gridDimZ: 1,
+            blockDimX: self.variant.threads,
+            blockDimY: 1,
+            blockDimZ: 1,
+            sharedMemBytes: self.dynamic_smem(),
+            hStream: stream.cu_stream(),
+            attrs: &mut attr,
+            numAttrs: (self.cluster > 1) as u32,
+        };
+        let mut param_ptrs = [&params as *const Params as *mut c_void];
+        stream.context().bind_to_thread().map_err(failed)?;
+        // SAFETY: the caller vouches for the pointers (see `# Safety`); the kernel clamps lengths
+        // and row starts on device, so it reads only within each row's stride. `params` matches
+        // the kernel's single by-value parameter, the function was loaded with this dynamic
+        // shared memory allowed, and `config` outlives the call.
+        unsafe {
+            sys::cuLaunchKernelEx(
+                &config,
+                function.cu_function(),
+                param_ptrs.as_mut_ptr(),
+                std::ptr::null_mut(),
+            )
+        }
+        .result()
+        .map_err(failed)
     }
 
     fn params(&self, a: &TopkArgs) -> Result<Params> {
@@ -149,38 +172,17 @@ impl TopkPlan {
         if a.row_starts != 0 {
             check_device_ptr("row_starts", a.row_starts, 4)?;
         }
-        let need = self.workspace_bytes();
-        if need > 0 {
-            check_device_ptr("workspace", a.workspace, 16)?;
-            if a.workspace_bytes < need {
-                return Err(TopkError::Workspace {
-                    given: a.workspace_bytes,
-                    needed: need,
-                });
-            }
-        }
-        let (offsets, _) = self.ws_layout();
-        let at = |i: usize| {
-            if need > 0 {
-                a.workspace + offsets[i] as u64
-            } else {
-                0
-            }
-        };
-        let [l0, l1] = self.ws_lists();
         let mut p = Params {
             scores: a.scores,
             lengths: a.lengths,
             row_starts: a.row_starts,
             out: a.out,
-            ws: [at(0), at(1)],
-            ws_count: [at(2), at(3)],
-            ws_lists: [l0 as i64, l1 as i64],
             stride: self.stride as i64,
             rows: self.rows as i32,
             k: self.config.k as i32,
             tie_large: (self.config.tie_break == TieBreak::Large) as i32,
             sorted: (self.config.order == OutputOrder::Sorted) as i32,
+            cluster: self.cluster as i32,
             ..Params::default()
         };
         match (self.config.transform, a.transform) {
@@ -253,7 +255,7 @@ mod tests {
 
     #[test]
     fn params_match_the_kernel_layout() {
-        assert_eq!(std::mem::size_of::<Params>(), 12 * 8 + 4 * 8 + 8 * 4);
+        assert_eq!(std::mem::size_of::<Params>(), 10 * 8 + 10 * 4);
     }
 
     #[test]
@@ -280,21 +282,6 @@ mod tests {
                 ..args()
             }),
             Err(TopkError::Mismatch(_))
-        ));
-        let split = plan(TopkConfig::new(16), 1, 1 << 20);
-        assert!(split.workspace_bytes() > 0);
-        assert!(matches!(
-            split.params(&args()),
-            Err(TopkError::Null("workspace"))
-        ));
-        let short = TopkArgs {
-            workspace: 0x10000,
-            workspace_bytes: 16,
-            ..args()
-        };
-        assert!(matches!(
-            split.params(&short),
-            Err(TopkError::Workspace { .. })
         ));
     }
 }

@@ -2,7 +2,7 @@
 
 use crate::config::{MAX_K, TopkConfig, Transform};
 use crate::error::{Result, TopkError};
-use crate::variant::{ITEMS, KMAX, THREADS, TopkVariant};
+use crate::variant::{KMAX, MAX_CLUSTER, STATIC_SMEM, THREADS, TopkVariant};
 use dsa_jit_cache::DeviceInfo;
 use dsa_jit_cache::tuning::{TuningDb, topk_bucket};
 
@@ -21,18 +21,19 @@ pub struct Tuning {
 
 /// A planned top-k for a fixed `[rows, stride]` shape.
 ///
-/// Each row is cut into tiles of [`TopkVariant::tile`] candidates (`parts`); each tile's top-k
-/// goes to the workspace and merge levels, each reducing the lists of a row by the variant's
-/// fan-in, end in the output. All of it follows from `rows`, `stride`, the config and the
-/// tuning, never from device data, so a launch can be captured in a CUDA graph and replayed
-/// with new lengths and scores. Every plan gives the same bits.
+/// One kernel: each row is read once by `cluster` CTAs (a thread-block cluster on sm_90+), each
+/// streaming its segment through a running filter into a shared-memory candidate buffer; the
+/// final select runs over the cluster's buffers. The launch follows from `rows`, `stride`, the
+/// config and the tuning, never from device data, so it can be captured in a CUDA graph and
+/// replayed with new lengths and scores. Every plan gives the same bits, and none needs a
+/// workspace.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TopkPlan {
     pub(crate) config: TopkConfig,
     pub(crate) rows: usize,
     pub(crate) stride: usize,
     pub(crate) variant: TopkVariant,
-    pub(crate) parts: u32,
+    pub(crate) cluster: u32,
 }
 
 /// Largest number of rows or row stride the kernels index (i32 indices).
@@ -83,6 +84,16 @@ impl TopkPlan {
             .iter()
             .find(|&&m| m as usize >= config.k)
             .expect("MAX_K is the last class");
+        let tuned = |name: &str| {
+            (!db.is_empty())
+                .then(|| {
+                    let bucket = topk_bucket(kmax, rows, stride);
+                    db.lookup(device, "topk", &config.dtype.to_string(), &bucket)
+                })
+                .flatten()
+                .and_then(|p| p.get(name).copied())
+                .and_then(|v| u32::try_from(v).ok())
+        };
         let threads = match tuning.threads {
             Some(t) if THREADS.contains(&t) => t,
             Some(t) => {
@@ -90,29 +101,41 @@ impl TopkPlan {
                     "threads = {t} is not one of {THREADS:?}"
                 )));
             }
-            None => (!db.is_empty())
-                .then(|| {
-                    let bucket = topk_bucket(kmax, rows, stride);
-                    db.lookup(device, "topk", &config.dtype.to_string(), &bucket)
-                })
-                .flatten()
-                .and_then(|p| p.get("threads"))
-                .and_then(|&v| u32::try_from(v).ok())
+            None => tuned("threads")
                 .filter(|t| THREADS.contains(t))
-                .unwrap_or_else(|| default_threads(stride, kmax)),
+                .unwrap_or(DEFAULT_THREADS),
         };
         let variant = TopkVariant {
             dtype: config.dtype,
             threads,
             kmax,
         };
-        let parts = stride.div_ceil(variant.tile() as usize) as u32;
+        let clusters = device.compute_capability.0 >= 9;
+        let valid = |c: u32| c.is_power_of_two() && c <= if clusters { MAX_CLUSTER } else { 1 };
+        let cluster = match tuning.cluster {
+            Some(c) if valid(c) => c,
+            Some(c) => {
+                return Err(TopkError::Shape(format!(
+                    "cluster = {c}: need a power of two up to {} on this GPU",
+                    if clusters { MAX_CLUSTER } else { 1 }
+                )));
+            }
+            None => tuned("cluster")
+                .filter(|&c| valid(c))
+                .unwrap_or_else(|| {
+                    if clusters {
+                        default_cluster(&variant, rows, stride, device)
+                    } else {
+                        1
+                    }
+                }),
+        };
         Ok(TopkPlan {
             config,
             rows,
             stride,
             variant,
-            parts,
+            cluster,
         })
     }
 
@@ -126,9 +149,9 @@ impl TopkPlan {
         self.variant
     }
 
-    /// Tiles (blocks) per row in the first kernel.
-    pub fn parts(&self) -> u32 {
-        self.parts
+    /// CTAs per row (the cluster size; 1 without clusters).
+    pub fn cluster(&self) -> u32 {
+        self.cluster
     }
 
     /// Rows.
@@ -146,74 +169,38 @@ impl TopkPlan {
         [self.rows, self.config.k]
     }
 
-    /// Lists per row after each merge level (empty when one tile covers a row).
-    pub fn merge_levels(&self) -> Vec<u32> {
-        let fan_in = self.variant.merge_fan_in();
-        let mut lists = self.parts;
-        let mut levels = Vec::new();
-        while lists > 1 {
-            lists = lists.div_ceil(fan_in);
-            levels.push(lists);
-        }
-        levels
-    }
-
-    /// List slots per row in workspace buffers 0 and 1 (tiles write buffer 0, merge levels
-    /// alternate).
-    pub(crate) fn ws_lists(&self) -> [usize; 2] {
-        if self.parts == 1 {
-            return [0, 0];
-        }
-        let second = self.parts.div_ceil(self.variant.merge_fan_in());
-        [
-            self.parts as usize,
-            if second > 1 { second as usize } else { 0 },
-        ]
-    }
-
-    /// Byte offsets of (buffer 0, buffer 1, counts 0, counts 1) in the workspace, and its size.
-    pub(crate) fn ws_layout(&self) -> ([usize; 4], usize) {
-        let [l0, l1] = self.ws_lists();
-        let list_bytes = 2 * self.variant.kmax as usize * 4; // keys and indices
-        let pad = |b: usize| b.div_ceil(16) * 16;
-        let b0 = pad(self.rows * l0 * list_bytes);
-        let b1 = pad(self.rows * l1 * list_bytes);
-        let c0 = pad(self.rows * l0 * 4);
-        let c1 = pad(self.rows * l1 * 4);
-        ([0, b0, b0 + b1, b0 + b1 + c0], b0 + b1 + c0 + c1)
-    }
-
-    /// Workspace bytes the launch needs (0 when one tile covers a row).
+    /// Workspace bytes the launch needs: none (kept so callers size buffers from the plan).
     pub fn workspace_bytes(&self) -> usize {
-        self.ws_layout().1
+        0
+    }
+
+    /// Dynamic shared memory of the launch, bytes.
+    pub fn dynamic_smem(&self) -> u32 {
+        self.variant.dynamic_smem(self.cluster)
     }
 }
 
-/// The block size with the fewest passes over a row: the smallest block whose tile covers the
-/// whole stride (no merge at all); for longer rows the one with the fewest merge levels, ties to
-/// 512 (a 1024-thread merge block is held to 64 registers and spills). This picks the fastest
-/// entry of every shape in the H100 sweep recorded in BENCHMARKS.md.
-fn default_threads(stride: usize, kmax: u32) -> u32 {
-    if let Some(&t) = THREADS.iter().find(|&&t| (t * ITEMS) as usize >= stride) {
-        return t;
-    }
-    let levels = |threads: u32| {
-        let v = TopkVariant {
-            dtype: crate::ScoreDtype::F32,
-            threads,
-            kmax,
-        };
-        let (mut lists, mut n) = (stride.div_ceil(v.tile() as usize), 0);
-        while lists > 1 {
-            lists = lists.div_ceil(v.merge_fan_in() as usize);
-            n += 1;
-        }
-        n
+/// Block size without a tuned entry.
+const DEFAULT_THREADS: u32 = 512;
+
+/// CTAs per row without a tuned entry: enough to fill the GPU in one wave of resident blocks
+/// (rows times cluster at most the blocks the SMs hold at once), each CTA streaming at least two
+/// chunks, at most [`MAX_CLUSTER`].
+fn default_cluster(v: &TopkVariant, rows: usize, stride: usize, device: &DeviceInfo) -> u32 {
+    let resident = |cluster: u32| {
+        let smem = v.dynamic_smem(cluster) + STATIC_SMEM + 1024;
+        let by_smem = (device.max_smem_per_block + 1024) / smem;
+        let by_threads = 2048 / v.threads;
+        device.sm_count as usize * by_smem.min(by_threads).max(1) as usize
     };
-    *THREADS
-        .iter()
-        .min_by_key(|&&t| (levels(t), t != 512))
-        .expect("THREADS is not empty")
+    let mut c = 1;
+    while c < MAX_CLUSTER
+        && rows * (2 * c as usize) <= resident(2 * c)
+        && stride / (2 * c as usize) >= 2 * v.chunk() as usize
+    {
+        c *= 2;
+    }
+    c
 }
 
 #[cfg(test)]
@@ -236,45 +223,42 @@ mod tests {
     }
 
     #[test]
-    fn tiles_and_merge_levels_follow_the_stride() {
-        let p = plan_with(64, 131072, 2048, Some(512));
-        assert_eq!((p.variant().tile(), p.parts()), (16384, 8));
-        assert_eq!(p.merge_levels(), vec![1]);
-        let p = plan_with(1024, 8192, 2048, Some(512));
-        assert_eq!((p.parts(), p.workspace_bytes()), (1, 0));
-        assert!(p.merge_levels().is_empty());
-        let p = plan_with(1, 1 << 20, 2048, Some(1024));
-        assert_eq!(p.parts(), 32);
-        assert_eq!(p.merge_levels(), vec![2, 1]);
-        let p = plan_with(2, 1 << 20, 4096, Some(256));
-        assert_eq!(p.variant().merge_fan_in(), 2);
-        assert_eq!(p.merge_levels(), vec![64, 32, 16, 8, 4, 2, 1]);
+    fn clusters_fill_the_gpu_in_one_wave_on_hopper() {
+        let cluster = |rows, stride| plan_with(rows, stride, 2048, None).cluster();
+        // One request of 128K: the largest cluster.
+        assert_eq!(cluster(1, 131072), 16);
+        assert_eq!(cluster(8, 131072), 16);
+        // 64 rows: 256 CTAs of 512 threads fit in one wave of two per SM.
+        assert_eq!(cluster(64, 131072), 4);
+        // Rows enough to fill the GPU, or rows too short to split: one CTA per row.
+        assert_eq!(cluster(256, 262144), 1);
+        assert_eq!(cluster(1024, 8192), 1);
+        assert_eq!(cluster(1, 8192), 1);
+        assert_eq!(cluster(1, 32768), 4);
+        // No clusters before sm_90.
+        let a100 = DeviceInfo {
+            compute_capability: (8, 0),
+            ..DeviceInfo::H100
+        };
+        let p = TopkPlan::new(TopkConfig::new(2048), 1, 131072, &a100, Tuning::default());
+        assert_eq!(p.unwrap().cluster(), 1);
+        let forced = Tuning {
+            cluster: Some(2),
+            ..Tuning::default()
+        };
+        assert!(TopkPlan::new(TopkConfig::new(2048), 1, 131072, &a100, forced).is_err());
     }
 
     #[test]
-    fn default_block_size_minimises_passes_over_a_row() {
-        let threads = |rows, stride| plan_with(rows, stride, 2048, None).variant().threads;
-        // One tile covers the row.
-        assert_eq!(threads(4096, 4096), 256);
-        assert_eq!(threads(1024, 8192), 256);
-        assert_eq!(threads(16384, 16384), 512);
-        assert_eq!(threads(64, 32768), 1024);
-        // One merge level either way: 512; 1024 saves a level at 256K.
-        assert_eq!(threads(64, 131072), 512);
-        assert_eq!(threads(256, 262144), 1024);
-    }
-
-    #[test]
-    fn workspace_holds_both_buffers_and_counts() {
-        let p = plan_with(3, 100_000, 2048, Some(512));
-        assert_eq!(p.parts(), 7);
-        assert_eq!(p.ws_lists(), [7, 0]);
+    fn no_plan_needs_a_workspace() {
+        for (rows, stride) in [(1, 1 << 20), (64, 131072), (4096, 4096)] {
+            assert_eq!(plan_with(rows, stride, 4096, None).workspace_bytes(), 0);
+        }
+        let p = plan_with(1, 131072, 2048, None);
         assert_eq!(
-            p.workspace_bytes(),
-            3 * 7 * 2048 * 8 + (3 * 7 * 4usize).div_ceil(16) * 16
+            p.dynamic_smem(),
+            (2048 + 2 * 512 * 8) * 8 + if p.cluster() > 1 { 3 * 2048 * 4 } else { 0 }
         );
-        let p = plan_with(1, 1 << 20, 2048, Some(256));
-        assert_eq!(p.ws_lists(), [128, 32]);
     }
 
     #[test]
@@ -303,6 +287,11 @@ mod tests {
         ));
         let bad = Tuning {
             threads: Some(100),
+            ..Tuning::default()
+        };
+        assert!(TopkPlan::new(TopkConfig::new(8), 1, 8, &dev, bad).is_err());
+        let bad = Tuning {
+            cluster: Some(3),
             ..Tuning::default()
         };
         assert!(TopkPlan::new(TopkConfig::new(8), 1, 8, &dev, bad).is_err());

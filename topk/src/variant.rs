@@ -8,13 +8,19 @@ const SOURCE: &str = include_str!("kernels/topk.cu");
 
 /// Block sizes a variant may use.
 pub const THREADS: [u32; 3] = [256, 512, 1024];
-/// Candidates each thread holds in registers (mirrors `ITEMS` in topk.cu).
-pub const ITEMS: u32 = 32;
+/// Scores each thread filters per chunk (mirrors `PER_THREAD` in topk.cu).
+pub const PER_THREAD: u32 = 8;
 /// Buffer size classes: a variant serves every `k <= kmax`.
 pub const KMAX: [u32; 4] = [512, 1024, 2048, MAX_K as u32];
+/// Largest number of CTAs sharing a row (a thread-block cluster).
+pub const MAX_CLUSTER: u32 = 16;
+/// Histogram bins of one radix digit (mirrors `BINS`).
+const BINS: u32 = 2048;
+/// Static shared memory of the kernel (`Shared` in topk.cu), rounded up.
+pub(crate) const STATIC_SMEM: u32 = 9 * 1024;
 
-/// One compiled top-k module (entry points `SELECT` and `MERGE`). Tie-break, output order and
-/// transform are run-time arguments: they do not change the kernels' shape.
+/// One compiled top-k module (entry point `TOPK`). Tie-break, output order, transform and the
+/// cluster size are run-time arguments: they do not change the kernel's shape.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct TopkVariant {
     /// Score element type.
@@ -31,14 +37,21 @@ impl TopkVariant {
         self.dtype.per_vector() as u32
     }
 
-    /// Candidates per tile: the register-resident block's share of a row (32 per thread).
-    pub fn tile(&self) -> u32 {
-        self.threads * ITEMS
+    /// Scores a block reads per step of its segment.
+    pub fn chunk(&self) -> u32 {
+        self.threads * PER_THREAD
     }
 
-    /// Lists of `kmax` one merge block takes at once.
-    pub fn merge_fan_in(&self) -> u32 {
-        self.tile() / self.kmax
+    /// Entries of the shared candidate buffer: `kmax` kept plus room for two chunks
+    /// (mirrors `CAP`).
+    pub fn buffer_entries(&self) -> u32 {
+        self.kmax + 2 * self.chunk()
+    }
+
+    /// Dynamic shared memory of a launch with `cluster` CTAs per row: the buffer (8 bytes an
+    /// entry) and, in a cluster, three digit histograms on rank 0.
+    pub fn dynamic_smem(&self, cluster: u32) -> u32 {
+        self.buffer_entries() * 8 + if cluster > 1 { 3 * BINS * 4 } else { 0 }
     }
 
     /// Every supported variant.
@@ -81,7 +94,7 @@ impl KernelVariant for TopkVariant {
                 ("THREADS".into(), self.threads.to_string()),
                 ("KMAX".into(), self.kmax.to_string()),
             ],
-            &["SELECT", "MERGE"],
+            &["TOPK"],
         )
     }
 }
@@ -97,17 +110,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_variant_merges_and_has_a_unique_id() {
+    fn every_variant_has_a_unique_id_and_fits_in_shared_memory() {
         let all = TopkVariant::all();
         let mut ids: Vec<String> = all.iter().map(|v| v.to_string()).collect();
         ids.sort();
         ids.dedup();
         assert_eq!(ids.len(), all.len());
         for v in all {
-            assert!(
-                v.merge_fan_in() >= 2,
-                "{v}: a merge must reduce the number of lists"
-            );
+            let total = v.dynamic_smem(MAX_CLUSTER) + STATIC_SMEM;
+            assert!(total <= 227 * 1024, "{v}: {total} bytes of shared memory");
+            assert!(v.buffer_entries() >= v.kmax + v.chunk());
         }
     }
 }

@@ -28,7 +28,7 @@ fn topk_timings() {
     let mut rng = StdRng::seed_from_u64(9);
     println!(
         "{:>14} {:>6} {:>10} {:>8} {:>8} {:>8}",
-        "shape", "parts", "us", "GB/s", "floor", "x floor"
+        "shape", "cluster", "us", "GB/s", "floor", "x floor"
     );
     for (name, rows, len, causal) in shapes {
         let k = 2048;
@@ -70,16 +70,20 @@ fn topk_timings() {
         let floor = bytes as f64 / (bw * 1e3);
         println!(
             "{name:>14} {:>6} {us:>10.1} {:>8.0} {floor:>8.1} {:>8.2}",
-            plan.parts(),
+            plan.cluster(),
             bytes as f64 / (us * 1e3),
             us / floor
         );
         // What other launch shapes would give (all give the same bits; the tuner's search space).
         let mut alt = String::new();
-        for threads in [256u32, 512, 1024] {
+        for (threads, cluster) in [256u32, 512, 1024]
+            .into_iter()
+            .flat_map(|t| [1u32, 2, 4, 8, 16].map(move |c| (t, c)))
+            .filter(|&(_, c)| c == 1 || rows * c as usize <= 4 * info.sm_count as usize)
+        {
             let tuning = Tuning {
                 threads: Some(threads),
-                ..Tuning::default()
+                cluster: Some(cluster),
             };
             let p2 = TopkPlan::new(TopkConfig::new(k), rows, len, &info, tuning).unwrap();
             let ws2 = s.alloc_zeros::<u8>(p2.workspace_bytes().max(16)).unwrap();
@@ -99,25 +103,26 @@ fn topk_timings() {
                 })
             })
             .unwrap();
-            alt.push_str(&format!(" {threads}:{t:.1}"));
+            alt.push_str(&format!(" {threads}/{cluster}:{t:.1}"));
         }
-        println!("{:>14} threads:us{alt}", "");
+        println!("{:>14} threads/cluster:us{alt}", "");
     }
 }
 
-/// A few launches of one shape for a profiler: `DSA_PROFILE=rows,len,threads`.
+/// A few launches of one shape for a profiler: `DSA_PROFILE=rows,len,threads[,cluster]`.
 #[test]
 #[ignore = "needs a CUDA GPU"]
 fn profile_one_shape() {
     let spec = std::env::var("DSA_PROFILE").unwrap_or_else(|_| "1024,8192,256".into());
     let v: Vec<usize> = spec.split(',').map(|x| x.parse().unwrap()).collect();
     let (rows, len, threads) = (v[0], v[1], v[2] as u32);
+    let cluster = v.get(3).map(|&c| c as u32);
     let ctx = CudaContext::new(0).unwrap();
     let s = ctx.default_stream();
     let info = DeviceInfo::of(&ctx).unwrap();
     let tuning = Tuning {
         threads: Some(threads),
-        ..Tuning::default()
+        cluster,
     };
     let plan = TopkPlan::new(TopkConfig::new(2048), rows, len, &info, tuning).unwrap();
     let mut rng = StdRng::seed_from_u64(10);

@@ -292,32 +292,59 @@ fn edge_lengths_and_k_values() {
 fn every_variant_and_launch_shape_gives_the_same_bits() {
     let g = gpu();
     let mut rng = StdRng::seed_from_u64(3);
-    // Long enough for several merge levels with the smallest tiles and the largest k.
+    // Long enough that every CTA of the largest cluster streams several chunks and shrinks its
+    // buffer; tie-heavy data puts long runs of equal keys across every cut, ascending data makes
+    // every score beat the floor so far.
     let (rows, stride) = (3, 300_000);
-    let base_scores: Vec<f32> = (0..rows)
-        .flat_map(|_| scores(&mut rng, stride, Data::Ties))
+    let data = [Data::Ties, Data::Ascending, Data::Random];
+    let base: Vec<Vec<f32>> = data
+        .iter()
+        .map(|&d| (0..rows).flat_map(|_| scores(&mut rng, stride, d)).collect())
         .collect();
+    let clusters: &[u32] = if g.info.compute_capability.0 >= 9 {
+        &[1, 2, 4, 8, 16]
+    } else {
+        &[1]
+    };
+    let mut n = 0usize;
     for dtype in ScoreDtype::ALL {
         for threads in [256, 512, 1024] {
-            for k in [300, 2048, 4096] {
-                let cfg = TopkConfig::new(k).dtype(dtype).order(OutputOrder::Sorted);
-                let mut c = Case {
-                    rows,
-                    stride,
-                    scores: base_scores.clone(),
-                    lengths: vec![stride as i32, stride as i32 - 12345, 70001],
-                    row_starts: None,
-                    config: cfg,
-                    tuning: Tuning {
-                        threads: Some(threads),
-                        ..Tuning::default()
-                    },
-                };
-                g.check(
-                    &format!("{dtype} threads={threads} k={k}"),
-                    &mut c,
-                    &Xform::None,
-                );
+            for &cluster in clusters {
+                for k in [300, 2048, 4096] {
+                    n += 1;
+                    let tie = if n % 2 == 0 {
+                        TieBreak::Small
+                    } else {
+                        TieBreak::Large
+                    };
+                    let order = if n % 3 == 0 {
+                        OutputOrder::Index
+                    } else {
+                        OutputOrder::Sorted
+                    };
+                    let d = n % data.len();
+                    let cfg = TopkConfig::new(k).dtype(dtype).tie_break(tie).order(order);
+                    let mut c = Case {
+                        rows,
+                        stride,
+                        scores: base[d].clone(),
+                        lengths: vec![stride as i32, stride as i32 - 12345, 70001],
+                        row_starts: None,
+                        config: cfg,
+                        tuning: Tuning {
+                            threads: Some(threads),
+                            cluster: Some(cluster),
+                        },
+                    };
+                    g.check(
+                        &format!(
+                            "{dtype} threads={threads} cluster={cluster} k={k} {:?} {tie:?} {order:?}",
+                            data[d]
+                        ),
+                        &mut c,
+                        &Xform::None,
+                    );
+                }
             }
         }
     }
@@ -457,7 +484,7 @@ fn cuda_graph_replay_with_new_data_equals_eager() {
     let mut rng = StdRng::seed_from_u64(7);
     let (rows, stride, k) = (4, 1 << 17, 2048);
     let plan = TopkPlan::new(TopkConfig::new(k), rows, stride, &g.info, Tuning::default()).unwrap();
-    assert!(plan.parts() > 1, "exercise the two-kernel path");
+    assert!(plan.cluster() > 1, "exercise a cluster per row");
     let mut scores_d = s.alloc_zeros::<f32>(rows * stride).unwrap();
     let mut lengths_d = s.alloc_zeros::<i32>(rows).unwrap();
     let out = s.alloc_zeros::<i32>(rows * k).unwrap();

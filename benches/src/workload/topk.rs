@@ -109,10 +109,10 @@ impl Workload for TopkWorkload {
     fn detail(&self) -> String {
         let v = self.plan.variant();
         format!(
-            "{} threads={} parts={}",
+            "{} threads={} cluster={}",
             v.dtype,
             v.threads,
-            self.plan.parts()
+            self.plan.cluster()
         )
     }
 

@@ -1,25 +1,32 @@
-// Deterministic radix top-k over register-resident tiles.
+// Deterministic radix top-k: one read of each row through a running filter into a
+// shared-memory candidate buffer, exact radix selects over that buffer, and long rows split
+// over a thread-block cluster.
 //
 // Compile-time parameters (from the Rust variant): SCORE_T (float / dsa::bf16 / dsa::f16),
 // VEC (scores per 16-byte load), THREADS (block size), KMAX (largest k).
 //
-// A tile is THREADS * ITEMS consecutive candidates of a row, held in registers as 32-bit order
-// keys (ITEMS = 32 per thread, loaded as U = ITEMS / VEC coalesced 16-byte vectors, all in
-// flight at once). A slot holding no candidate gets key 0, below every real key (the smallest,
-// -inf's, is 0x007fffff), so no validity masks are needed. One block selects the tile's exact
-// top-k:
-//   1. radix select on the keys (digits of 11, 11 and 10 bits, most significant first; a
-//      shared-memory histogram per digit) gives the k-th key K and how many elements equal to K
-//      belong to the top-k, or stops early when a digit bin is taken whole;
-//   2. one ordered compaction (block prefix sums in index order, no atomics) keeps the elements
-//      above K and the first (tie small) or last (tie large) `need` elements equal to K.
-// The result is exact and independent of how the row is cut into tiles.
+// Keys. A score maps to a 32-bit order key (larger score, larger key; -0.0 == +0.0; NaN above
+// +inf). Real keys are >= 0x007fffff (-inf), so key 0 marks "no candidate".
 //
-// A row longer than a tile is cut into parts of one tile each (SELECT, grid rows x parts); each
-// part writes its top-k (keys and indices, in index order) to the workspace. MERGE then reads
-// groups of F = THREADS * ITEMS / KMAX consecutive lists as one tile and selects again, level by
-// level, until one list per row remains; that level writes the output. The number of levels
-// depends only on the row stride, never on device data.
+// Streaming. A CTA reads its segment of a row in chunks of CHUNK = THREADS * 8 scores, the next
+// chunk's loads in flight while the current one is filtered. A score enters the buffer (key and
+// index, in index order through block prefix sums, no atomics) when its key is above the floor
+// G. When the next chunk might not fit, `shrink` selects the buffer's exact top-k, compacts it in
+// place to those k and raises G to their k-th key K: with tie small a later (larger-index)
+// score must beat K strictly, with tie large it may equal it. So the buffer is always a
+// superset of the segment's top-k, and HBM is read once.
+//
+// Clusters. With P > 1 CTAs per row (a cluster, sm_90+), CTA r streams segment r. Each CTA
+// publishes its K; every CTA also filters with the largest K of the cluster (a valid bound for
+// every segment, entered with >=, as equal keys elsewhere may win on index). The final select
+// runs over the union of the buffers with cluster-wide histograms in distributed shared memory.
+//
+// Final select. Radix select (digits of 11, 11 and 10 bits, most significant first) finds the
+// k-th key K and the rank window [lo, hi) of the elements equal to K that belong to the set (the
+// first `need` in index order for tie small, the last for tie large), or stops early when a
+// digit bin is taken whole. An ordered pass writes the set in ascending index order, or gathers
+// it for a bitonic sort by the total order. Launch shape and results depend only on host-known
+// sizes and the row itself, never on timing, P or THREADS.
 
 namespace topk {
 
@@ -28,15 +35,12 @@ struct Params {
   const i32* lengths;
   const i32* row_starts;  // may be null
   i32* out;
-  u32* ws[2];             // two ping-pong buffers: keys then indices, [rows][lists][KMAX] each
-  i32* ws_count[2];       // [rows][lists]
   const i32* offsets;     // ragged transform: per-row offset
   const i32* page_table;  // paged transform: [num_req][pt_stride]
   const i32* req_map;     // paged: per-row request (null: use cu_seqlens)
   const i32* cu_seqlens;  // paged: [num_req + 1] row boundaries of each request
   i64 stride;             // elements between rows of `scores`
   i64 pt_stride;          // entries between rows of `page_table`
-  i64 ws_lists[2];        // list slots per row in each workspace buffer
   i32 rows;
   i32 k;
   i32 tie_large;          // 0: equal keys prefer the smaller index, 1: the larger
@@ -45,19 +49,28 @@ struct Params {
   i32 page_log2;          // paged: log2(page size)
   i32 num_req;            // paged: rows of page_table
   i32 pt_cols;            // paged: valid columns per page_table row
+  i32 cluster;            // CTAs per row: the launch's cluster size (1 without clusters)
+  i32 pad_;
 };
 
-constexpr int ITEMS = 32;
 constexpr int WARPS = THREADS / 32;
+constexpr int PER_THREAD = 8;                  // scores a thread filters per chunk
+constexpr int LOADS = PER_THREAD / VEC;        // 16-byte loads per thread per chunk
+constexpr int CHUNK = THREADS * PER_THREAD;
+constexpr int CAP = KMAX + 2 * CHUNK;          // buffer entries: k kept + room for two chunks
 constexpr int BINS = 2048;
-constexpr int TILE = THREADS * ITEMS;
-// Blocks per SM the register budget must allow: 1024 threads per SM (64 registers a thread,
-// half the SM's warp slots), enough to overlap one block's barriers with another's work.
-constexpr int MIN_BLOCKS = 1024 / THREADS;
-static_assert(TILE >= 2 * KMAX, "a merge tile must hold at least two lists");
+constexpr int PAIRS = 2;                       // buffer passes: two-entry groups per thread
+constexpr int STRIP = THREADS * PAIRS * 2;     // entries per buffer pass step
+// Two blocks per SM (of up to 1024 threads) must fit the register file: 64 registers a thread
+// from 512 threads up, so that one block's barriers overlap with another's loads.
+constexpr int MIN_BLOCKS = THREADS >= 512 ? 1024 / THREADS : 2;
+static_assert(PER_THREAD % VEC == 0, "a chunk is whole vectors");
 
-// Order-preserving key: larger float -> larger key. -0.0 == +0.0; every NaN is one value,
-// above +inf (torch.topk's order).
+// Dynamic shared memory: the buffer, then (clusters only) one histogram per radix digit that
+// the cluster's CTAs add into on rank 0.
+constexpr u32 SMEM_BUFFER = CAP * 8;
+constexpr u32 SMEM_CLUSTER = 3 * BINS * 4;
+
 __device__ __forceinline__ u32 order_key(float f) {
   u32 b = __float_as_uint(f);
   if ((b & 0x7fffffffu) > 0x7f800000u) b = 0x7fffffffu;
@@ -65,16 +78,77 @@ __device__ __forceinline__ u32 order_key(float f) {
   return (b & 0x80000000u) ? ~b : (b | 0x80000000u);
 }
 
+// ---- distributed shared memory (a plain CTA is a cluster of one) --------------------------
+
+__device__ __forceinline__ u32 smem_addr(const void* p) {
+  u32 a;
+  asm("{ .reg .u64 t; cvta.to.shared.u64 t, %1; cvt.u32.u64 %0, t; }" : "=r"(a) : "l"(p));
+  return a;
+}
+
+#if __CUDA_ARCH__ >= 900
+// `addr` (this CTA's shared window) as seen in CTA `rank` of the cluster.
+__device__ __forceinline__ u32 peer(u32 addr, u32 rank) {
+  u32 r;
+  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(r) : "r"(addr), "r"(rank));
+  return r;
+}
+__device__ __forceinline__ u32 peer_load(u32 a) {
+  u32 v;
+  asm volatile("ld.shared::cluster.u32 %0, [%1];" : "=r"(v) : "r"(a) : "memory");
+  return v;
+}
+// A value another CTA may be updating (its floor): relaxed, never torn.
+__device__ __forceinline__ u32 peer_load_relaxed(u32 a) {
+  u32 v;
+  asm volatile("ld.relaxed.cluster.shared::cluster.u32 %0, [%1];" : "=r"(v) : "r"(a) : "memory");
+  return v;
+}
+__device__ __forceinline__ void peer_add(u32 a, u32 v) {
+  asm volatile("red.relaxed.cluster.shared::cluster.add.u32 [%0], %1;" ::"r"(a), "r"(v) : "memory");
+}
+__device__ __forceinline__ void peer_store64(u32 a, u64 v) {
+  asm volatile("st.shared::cluster.u64 [%0], %1;" ::"r"(a), "l"(v) : "memory");
+}
+__device__ __forceinline__ void cluster_sync() {
+  asm volatile("barrier.cluster.arrive.release.aligned;\n\tbarrier.cluster.wait.acquire.aligned;" ::: "memory");
+}
+#else
+// No clusters before sm_90: the plan always launches P = 1 there.
+__device__ __forceinline__ u32 peer(u32 addr, u32) { return addr; }
+__device__ __forceinline__ u32 peer_load(u32 a) {
+  u32 v;
+  asm volatile("ld.shared.u32 %0, [%1];" : "=r"(v) : "r"(a) : "memory");
+  return v;
+}
+__device__ __forceinline__ u32 peer_load_relaxed(u32 a) { return peer_load(a); }
+__device__ __forceinline__ void peer_add(u32 a, u32 v) {
+  asm volatile("red.shared.add.u32 [%0], %1;" ::"r"(a), "r"(v) : "memory");
+}
+__device__ __forceinline__ void peer_store64(u32 a, u64 v) {
+  asm volatile("st.shared.u64 [%0], %1;" ::"r"(a), "l"(v) : "memory");
+}
+__device__ __forceinline__ void cluster_sync() { __syncthreads(); }
+#endif
+
+// Barrier over the CTAs of a row.
+__device__ __forceinline__ void row_sync(u32 P) {
+  if (P > 1) cluster_sync(); else __syncthreads();
+}
+
 struct Shared {
   u32 hist[BINS];
-  u32 part[64 * 8];        // per-(slot, warp) partial sums of the tile scan (U * WARPS <= 512)
-  u32 warp_tot[WARPS];
-  u32 sel_bin, sel_need, sel_eq, total;
-  u64 comp[KMAX];          // sorted output: (key, tie) composites
+  u32 part[2 * 64];   // scan partials per (group, warp): at most PAIRS * 32 = 128
+  u32 warp_tot[32];
+  u32 total;
+  u32 sel_bin, sel_need, sel_eq;
+  u32 kth;            // this CTA's floor for the cluster (>=: keys below it never win); 0 none
+  u32 n_pub, gt_pub, eq_pub;
 };
 
-// Exclusive block-wide prefix sum; returns the thread's prefix and the block total. Ends with a
-// barrier, so `warp_tot` may be reused right after.
+// ---- block scans ---------------------------------------------------------------------------
+
+// Exclusive block-wide prefix sum of one value per thread, and the total.
 __device__ __forceinline__ u32 block_scan(Shared& s, u32 v, u32& total) {
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   u32 x = v;
@@ -101,11 +175,12 @@ __device__ __forceinline__ u32 block_scan(Shared& s, u32 v, u32& total) {
   return before;
 }
 
-// Exclusive prefix sums over the tile in index order (slot u major, then thread, then the
-// element within the vector): `excl[u]` is the count before this thread's slot-u vector.
+// Exclusive prefix sums in index order over U groups per thread, laid out group-major (group u
+// of thread t comes after group u of every thread before t and after all of group u - 1).
 template <int U>
-__device__ __forceinline__ void tile_scan(Shared& s, const u32 (&c)[U], u32 (&excl)[U], u32& total) {
-  static_assert(U * WARPS >= 32 && (U * WARPS) % 32 == 0 && U * WARPS <= 512, "scan layout");
+__device__ __forceinline__ void ordered_scan(Shared& s, const u32 (&c)[U], u32 (&excl)[U], u32& total) {
+  constexpr int N = U * WARPS, PER = (N + 31) / 32;
+  static_assert(N <= 128, "scan layout");
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   u32 x[U];
 #pragma unroll
@@ -120,10 +195,13 @@ __device__ __forceinline__ void tile_scan(Shared& s, const u32 (&c)[U], u32 (&ex
   }
   __syncthreads();
   if (warp == 0) {
-    constexpr int E = U * WARPS / 32;  // entries per lane, in (slot, warp) order
-    u32 v[E], sum = 0;
+    u32 v[PER], sum = 0;
 #pragma unroll
-    for (int e = 0; e < E; ++e) { v[e] = s.part[lane * E + e]; sum += v[e]; }
+    for (int e = 0; e < PER; ++e) {
+      const int i = lane * PER + e;
+      v[e] = i < N ? s.part[i] : 0u;
+      sum += v[e];
+    }
     u32 incl = sum;
 #pragma unroll
     for (int o = 1; o < 32; o <<= 1) {
@@ -132,7 +210,11 @@ __device__ __forceinline__ void tile_scan(Shared& s, const u32 (&c)[U], u32 (&ex
     }
     u32 run = incl - sum;
 #pragma unroll
-    for (int e = 0; e < E; ++e) { s.part[lane * E + e] = run; run += v[e]; }
+    for (int e = 0; e < PER; ++e) {
+      const int i = lane * PER + e;
+      if (i < N) s.part[i] = run;
+      run += v[e];
+    }
     if (lane == 31) s.total = incl;
   }
   __syncthreads();
@@ -142,107 +224,147 @@ __device__ __forceinline__ void tile_scan(Shared& s, const u32 (&c)[U], u32 (&ex
   __syncthreads();
 }
 
-// The threshold of a tile's top-k. Exact: keys > K are in, and of the `eq` elements equal to K
-// the first (tie small) or last (tie large) `need` in index order. Otherwise (a digit bin taken
-// whole) exactly the keys >= low are in.
-struct Threshold {
-  bool exact;
-  u32 K, need, eq;
-  u64 low;
+// ---- radix select over the buffer(s) ------------------------------------------------------
+
+// Which elements a select keeps: key > T, or key == K (K != 0) with rank in [lo, hi) among the
+// elements equal to K in index order.
+struct Cut {
+  u32 T, K, lo, hi;
 };
 
-// Radix select of the k-th largest valid key (k < number of valid keys).
-template <int U, int V>
-__device__ Threshold select_kth(Shared& s, const u32 (&key)[U][V], int k) {
+// The bin of `s.hist` (bins above first) where the running count reaches `want`.
+__device__ __forceinline__ void find_bin(Shared& s, u32 want, u32& bin, u32& need, u32& eq) {
   constexpr int PER = BINS / THREADS > 0 ? BINS / THREADS : 1;
-  u32 prefix = 0, mask = 0, want = (u32)k, eq = 0;
+  u32 c[PER], sum = 0;
+#pragma unroll
+  for (int j = 0; j < PER; ++j) {
+    const int i = threadIdx.x * PER + j;
+    c[j] = i < BINS ? s.hist[BINS - 1 - i] : 0u;
+    sum += c[j];
+  }
+  u32 total;
+  u32 above = block_scan(s, sum, total);
+  if (above < want && want <= above + sum) {
+#pragma unroll
+    for (int j = 0; j < PER; ++j) {
+      if (above < want && want <= above + c[j]) {
+        s.sel_bin = (u32)(BINS - 1 - (threadIdx.x * PER + j));
+        s.sel_need = want - above;
+        s.sel_eq = c[j];
+      }
+      above += c[j];
+    }
+  }
+  __syncthreads();
+  bin = s.sel_bin;
+  need = s.sel_need;
+  eq = s.sel_eq;
+  __syncthreads();  // everyone has read sel_* before they may be overwritten
+}
+
+// The cut keeping the `want` largest of the P buffers of a row (`want` < their total size).
+// With P > 1 every CTA of the cluster calls it and gets the same cut.
+__device__ Cut select_cut(Shared& s, const u64* buf, u32 n, u32 want, bool tie_large, u32 P,
+                          u32* chist) {
+  u32 prefix = 0, mask = 0;
 #pragma unroll 1
   for (int pass = 0; pass < 3; ++pass) {
     const int shift = pass == 0 ? 21 : (pass == 1 ? 10 : 0);
-    const u32 nbins = pass == 2 ? 1024u : 2048u;
+    const u32 nb = pass == 2 ? 1024u : 2048u;
     for (int b = threadIdx.x; b < BINS; b += THREADS) s.hist[b] = 0;
     __syncthreads();
-#pragma unroll
-    for (int u = 0; u < U; ++u)
-#pragma unroll
-      for (int v = 0; v < V; ++v)
-        if (((key[u][v] ^ prefix) & mask) == 0)  // empty slots (key 0) land in bin 0: never selected
-          atomicAdd(&s.hist[(key[u][v] >> shift) & (nbins - 1)], 1u);
-    __syncthreads();
-    // Thread t owns PER consecutive bins from the top; find where the running count from the
-    // top reaches `want`.
-    u32 c[PER], sum = 0;
-#pragma unroll
-    for (int j = 0; j < PER; ++j) {
-      const int b = BINS - 1 - (threadIdx.x * PER + j);
-      c[j] = (threadIdx.x * PER + j < BINS) ? s.hist[b] : 0u;
-      sum += c[j];
-    }
-    u32 total;
-    u32 above = block_scan(s, sum, total);
-    if (above < want && want <= above + sum) {
-#pragma unroll
-      for (int j = 0; j < PER; ++j) {
-        if (above < want && want <= above + c[j]) {
-          // Bin index within the 2048 owned slots; pass 2 uses only the low 1024.
-          s.sel_bin = (u32)(BINS - 1 - (threadIdx.x * PER + j));
-          s.sel_need = want - above;
-          s.sel_eq = c[j];
-        }
-        above += c[j];
-      }
+#pragma unroll 4
+    for (u32 i = threadIdx.x; i < n; i += THREADS) {
+      const u32 key = (u32)(buf[i] >> 32);
+      if (((key ^ prefix) & mask) == 0) atomicAdd(&s.hist[(key >> shift) & (nb - 1)], 1u);
     }
     __syncthreads();
-    const u32 bin = s.sel_bin, need = s.sel_need;
-    eq = s.sel_eq;
-    __syncthreads();  // all have read sel_* before the next pass may overwrite them
+    if (P > 1) {
+      const u32 total = peer(smem_addr(chist + pass * BINS), 0);
+      for (int b = threadIdx.x; b < (int)nb; b += THREADS)
+        if (s.hist[b]) peer_add(total + 4 * b, s.hist[b]);
+      cluster_sync();
+      for (int b = threadIdx.x; b < (int)nb; b += THREADS) s.hist[b] = peer_load(total + 4 * b);
+      __syncthreads();
+    }
+    u32 bin, need, eq;
+    find_bin(s, want, bin, need, eq);
     prefix |= bin << shift;
-    mask |= (nbins - 1) << shift;
+    mask |= (nb - 1) << shift;
     want = need;
-    if (need == eq && pass < 2) return Threshold{false, 0u, 0u, 0u, (u64)prefix};
+    // The bin is taken whole: exactly the keys >= its prefix are in.
+    if (need == eq && pass < 2) return Cut{prefix - 1, 0u, 0u, 0u};
+    if (pass == 2) {
+      const u32 lo = tie_large ? eq - need : 0u, hi = tie_large ? eq : need;
+      return Cut{prefix, prefix, lo, hi};
+    }
   }
-  return Threshold{true, prefix, want, eq, 0ull};
+  return Cut{0u, 0u, 0u, 0u};  // not reached
 }
 
-// Select the tile's top-k (all candidates when there are at most k) and hand each kept element
-// to `emit(position, key, u, v)` in index order. Returns the number kept.
-template <int U, int V, class Emit>
-__device__ u32 select_tile(Shared& s, const u32 (&key)[U][V], u32 n_valid, int k, bool tie_large,
-                           Emit emit) {
-  // Kept: key > T, plus (exact only) the window [lo, hi) of the elements equal to K in index
-  // order. With at most k candidates T = 0 keeps every candidate and no empty slot.
-  Threshold t{false, 0u, 0u, 0u, 1ull};
-  if (n_valid > (u32)k) t = select_kth<U, V>(s, key, k);
-  const u32 T = t.exact ? t.K : (u32)(t.low - 1);  // low >= 1: bin 0 is never selected
-  const u32 lo = t.exact && tie_large ? t.eq - t.need : 0u;
-  const u32 hi = t.exact ? (tie_large ? t.eq : t.need) : 0u;
-  // Per slot: elements above the threshold (low 16 bits) and equal to K (high 16 bits).
-  u32 c[U], excl[U], total;
-#pragma unroll
-  for (int u = 0; u < U; ++u) {
-    u32 gt = 0, e = 0;
-#pragma unroll
-    for (int v = 0; v < V; ++v) {
-      gt += key[u][v] > T;
-      e += t.exact && key[u][v] == t.K;
-    }
-    c[u] = gt | (e << 16);
+// Elements above the cut and equal to its K in a buffer.
+__device__ __forceinline__ void count_cut(Shared& s, const u64* buf, u32 n, const Cut& c, u32& gt,
+                                          u32& eq) {
+  u32 g = 0, e = 0;
+  for (u32 i = threadIdx.x; i < n; i += THREADS) {
+    const u32 key = (u32)(buf[i] >> 32);
+    g += key > c.T;
+    e += c.K != 0 && key == c.K;
   }
-  tile_scan<U>(s, c, excl, total);
-#pragma unroll
-  for (int u = 0; u < U; ++u) {
-    u32 gt_before = excl[u] & 0xffffu, eq_before = excl[u] >> 16;
-#pragma unroll
-    for (int v = 0; v < V; ++v) {
-      const bool is_gt = key[u][v] > T, is_eq = t.exact && key[u][v] == t.K;
-      if (is_gt || (is_eq && eq_before >= lo && eq_before < hi))
-        emit(gt_before + (min(max(eq_before, lo), hi) - lo), key[u][v], u, v);
-      gt_before += is_gt;
-      eq_before += is_eq;
-    }
-  }
-  return (total & 0xffffu) + (min(total >> 16, hi) - lo);
+  u32 both;
+  block_scan(s, g | (e << 16), both);  // both totals stay below 2^16 (n <= CAP)
+  gt = both & 0xffffu;
+  eq = both >> 16;
 }
+
+// Pass over buf[0, n) in index order handing each element of the cut to emit(position, entry);
+// positions are `base`-relative where the row's earlier CTAs contribute `gt_base` elements above
+// the cut and `eq_base` equal to K. In place is safe: an element never moves to a later slot.
+// Returns how many this CTA keeps.
+template <class Emit>
+__device__ u32 keep_cut(Shared& s, const u64* buf, u32 n, const Cut& c, u32 gt_base, u32 eq_base,
+                        Emit emit) {
+  const auto clampw = [&](u32 r) { return min(max(r, c.lo), c.hi); };
+  const u32 base = gt_base + clampw(eq_base) - c.lo;
+  u32 gt_run = gt_base, eq_run = eq_base;
+#pragma unroll 1
+  for (u32 strip = 0; strip < n; strip += STRIP) {
+    u64 e[PAIRS][2];
+    u32 cnt[PAIRS], excl[PAIRS], total;
+#pragma unroll
+    for (int u = 0; u < PAIRS; ++u) {
+      const u32 i = strip + (u * THREADS + threadIdx.x) * 2;
+      e[u][0] = i < n ? buf[i] : 0ull;
+      e[u][1] = i + 1 < n ? buf[i + 1] : 0ull;
+      u32 g = 0, q = 0;
+#pragma unroll
+      for (int v = 0; v < 2; ++v) {
+        const u32 key = (u32)(e[u][v] >> 32);
+        g += key > c.T;
+        q += c.K != 0 && key == c.K;
+      }
+      cnt[u] = g | (q << 16);
+    }
+    ordered_scan<PAIRS>(s, cnt, excl, total);
+#pragma unroll
+    for (int u = 0; u < PAIRS; ++u) {
+      u32 gb = gt_run + (excl[u] & 0xffffu), qb = eq_run + (excl[u] >> 16);
+#pragma unroll
+      for (int v = 0; v < 2; ++v) {
+        const u32 key = (u32)(e[u][v] >> 32);
+        const bool is_gt = key > c.T, is_eq = c.K != 0 && key == c.K;
+        if (is_gt || (is_eq && qb >= c.lo && qb < c.hi)) emit(gb + clampw(qb) - c.lo - base, e[u][v]);
+        gb += is_gt;
+        qb += is_eq;
+      }
+    }
+    gt_run += total & 0xffffu;
+    eq_run += total >> 16;
+  }
+  return gt_run - gt_base + clampw(eq_run) - clampw(eq_base);
+}
+
+// ---- the row's window, requests and the fused transform -----------------------------------
 
 // The row's candidate window after clamping what the host cannot see: start in [0, stride],
 // length in [0, stride - start].
@@ -273,27 +395,123 @@ __device__ __forceinline__ i32 transform_index(const Params& p, int row, int req
   return entry < 0 ? -1 : (entry << p.page_log2) + (idx & ((1 << p.page_log2) - 1));
 }
 
-// Where a tile's kept elements go: the output row (last level) or a workspace list.
-struct Sink {
-  i32* out;   // final: the output row
-  u32* keys;  // intermediate: the list's keys (indices follow KMAX * lists later)
-  u32* idx;
-  int req;    // paged transform's request
+// ---- streaming ------------------------------------------------------------------------------
+
+// Raw 16-byte vectors of one chunk; slots outside [c0, end) are filled with zeros and masked
+// when keyed. Vector u of thread t holds positions c0 + (u * THREADS + t) * VEC + [0, VEC).
+struct Chunk {
+  uint4 v[LOADS];
 };
 
-// Bitonic sort of s.comp[0..n) descending, then write the output row in that order.
-__device__ void emit_sorted(Shared& s, const Params& p, int row, int req, u32 n, bool tie_large) {
-  int N = 2;
-  while (N < (int)n) N <<= 1;
-  for (int i = n + threadIdx.x; i < N; i += THREADS) s.comp[i] = 0ull;  // below every key
+__device__ __forceinline__ void load_chunk(Chunk& ch, const SCORE_T* rowp, bool aligned, i64 c0,
+                                           i64 end) {
+#pragma unroll
+  for (int u = 0; u < LOADS; ++u) {
+    const i64 q0 = c0 + ((i64)u * THREADS + threadIdx.x) * VEC;
+    if (aligned && q0 + VEC <= end) {
+      ch.v[u] = __ldg(reinterpret_cast<const uint4*>(rowp + q0));
+    } else {
+      union { uint4 v; SCORE_T e[VEC]; } x;
+      x.v = make_uint4(0u, 0u, 0u, 0u);
+#pragma unroll
+      for (int v = 0; v < VEC; ++v)
+        if (q0 + v < end) x.e[v] = rowp[q0 + v];
+      ch.v[u] = x.v;
+    }
+  }
+}
+
+// The largest floor the other CTAs of the cluster published, as a strict bound (a key must be
+// above it); every warp reads it for itself, one peer per lane.
+__device__ __forceinline__ u32 cluster_floor(Shared& s, u32 P) {
+  const u32 lane = threadIdx.x & 31;
+  const u32 x = lane < P ? peer_load_relaxed(peer(smem_addr(&s.kth), lane)) : 0u;
+  const u32 m = __reduce_max_sync(0xffffffffu, x);
+  return m > 0 ? m - 1 : 0u;
+}
+
+// Cut the buffer down to its top k and raise the floor: returns the new count (k).
+__device__ __forceinline__ u32 shrink(Shared& s, u64* buf, u32 n, u32 k, bool tie_large, u32& G) {
+  const Cut c = select_cut(s, buf, n, k, tie_large, 1, nullptr);
+  const u32 kept = keep_cut(s, buf, n, c, 0, 0, [&](u32 pos, u64 e) { buf[pos] = e; });
   __syncthreads();
-  for (int size = 2; size <= N; size <<= 1) {
-    for (int half = size >> 1; half > 0; half >>= 1) {
-      for (int t = threadIdx.x; t < N / 2; t += THREADS) {
-        const int i = 2 * t - (t & (half - 1)), j = i + half;
+  // Exact cut: later scores need key > K (tie small) or >= K (tie large). Bin cut: >= its low.
+  const u32 own = c.K != 0 ? (tie_large ? c.K - 1 : c.K) : c.T;
+  G = max(G, own);
+  if (threadIdx.x == 0) atomicMax(&s.kth, c.K != 0 ? c.K : c.T + 1);
+  return kept;
+}
+
+// Stream positions [s0, s1) of the row into the buffer; returns the buffer's count.
+__device__ u32 stream_segment(Shared& s, u64* buf, const SCORE_T* rowp, i64 s0, i64 s1, u32 k,
+                              bool tie_large, u32 P) {
+  const bool aligned = (reinterpret_cast<u64>(rowp) & 15u) == 0;
+  u32 n = 0, G = 0;
+  Chunk cur, nxt = {};
+  if (s0 < s1) load_chunk(cur, rowp, aligned, s0, s1);
+#pragma unroll 1
+  for (i64 c0 = s0; c0 < s1; c0 += CHUNK) {
+    if (c0 + CHUNK < s1) load_chunk(nxt, rowp, aligned, c0 + CHUNK, s1);
+    if (n + CHUNK > CAP) n = shrink(s, buf, n, k, tie_large, G);
+    if (P > 1) G = max(G, cluster_floor(s, P));
+    // Keys are recomputed after the scan rather than held across it (register pressure).
+    const auto key_of = [&](int u, int v) {
+      union { uint4 v; SCORE_T e[VEC]; } x;
+      x.v = cur.v[u];
+      const i64 q = c0 + ((i64)u * THREADS + threadIdx.x) * VEC + v;
+      return q < s1 ? order_key(dsa::to_float(x.e[v])) : 0u;
+    };
+    u32 cnt[LOADS];
+    bool any = false;
+#pragma unroll
+    for (int u = 0; u < LOADS; ++u) {
+      cnt[u] = 0;
+#pragma unroll
+      for (int v = 0; v < VEC; ++v) cnt[u] += key_of(u, v) > G;
+      any |= cnt[u] != 0;
+    }
+    if (__syncthreads_or(any)) {
+      u32 excl[LOADS], total;
+      ordered_scan<LOADS>(s, cnt, excl, total);
+#pragma unroll
+      for (int u = 0; u < LOADS; ++u) {
+        const u32 q0 = (u32)(c0 + ((i64)u * THREADS + threadIdx.x) * VEC);
+        u32 at = n + excl[u];
+#pragma unroll
+        for (int v = 0; v < VEC; ++v) {
+          const u32 key = key_of(u, v);
+          if (key > G) buf[at++] = ((u64)key << 32) | (q0 + v);
+        }
+      }
+      n += total;
+    }
+    cur = nxt;
+  }
+  __syncthreads();
+  return n;
+}
+
+// Bitonic sort of buf[0, n) by the total order (descending composite), then write the row.
+__device__ void write_sorted(const Params& p, u64* buf, u32 n, int row, int req, bool tie_large) {
+  u32 N = 2;
+  while (N < n) N <<= 1;
+  for (u32 i = threadIdx.x; i < N; i += THREADS) {
+    if (i < n) {
+      const u64 e = buf[i];
+      const u32 idx = (u32)e;
+      buf[i] = (e & 0xffffffff00000000ull) | (tie_large ? idx : ~idx);
+    } else {
+      buf[i] = 0ull;  // below every element
+    }
+  }
+  __syncthreads();
+  for (u32 size = 2; size <= N; size <<= 1) {
+    for (u32 half = size >> 1; half > 0; half >>= 1) {
+      for (u32 t = threadIdx.x; t < N / 2; t += THREADS) {
+        const u32 i = 2 * t - (t & (half - 1)), j = i + half;
         const bool desc = (i & size) == 0;
-        const u64 a = s.comp[i], b = s.comp[j];
-        if ((a < b) == desc) { s.comp[i] = b; s.comp[j] = a; }
+        const u64 a = buf[i], b = buf[j];
+        if ((a < b) == desc) { buf[i] = b; buf[j] = a; }
       }
       __syncthreads();
     }
@@ -302,133 +520,92 @@ __device__ void emit_sorted(Shared& s, const Params& p, int row, int req, u32 n,
   for (int j = threadIdx.x; j < p.k; j += THREADS) {
     i32 idx = -1;
     if (j < (int)n) {
-      const u32 low = (u32)s.comp[j];
+      const u32 low = (u32)buf[j];
       idx = (i32)(tie_large ? low : ~low);
     }
     out[j] = transform_index(p, row, req, idx);
   }
 }
 
-// Select a tile and deliver it: to the output row (`final`) or to workspace list `slot`.
-template <int U, int V, class IdxOf>
-__device__ void finish_tile(Shared& s, const Params& p, int row, bool final, int buf, i64 slot,
-                            const u32 (&key)[U][V], u32 n_valid, IdxOf idx_of) {
-  const bool tie_large = p.tie_large != 0;
-  if (!final) {
-    u32* keys = p.ws[buf] + slot * KMAX;
-    u32* idx = p.ws[buf] + (i64)p.rows * p.ws_lists[buf] * KMAX + slot * KMAX;
-    const u32 n = select_tile<U, V>(s, key, n_valid, p.k, tie_large,
-                                    [&](u32 pos, u32 kk, int u, int v) {
-                                      keys[pos] = kk;
-                                      idx[pos] = idx_of(u, v);
-                                    });
-    if (threadIdx.x == 0) p.ws_count[buf][slot] = (i32)n;
-    return;
-  }
-  const int req = p.transform == 2 ? find_request(p, row) : -1;
-  if (p.sorted) {
-    const u32 n = select_tile<U, V>(s, key, n_valid, p.k, tie_large,
-                                    [&](u32 pos, u32 kk, int u, int v) {
-                                      const u32 i = idx_of(u, v);
-                                      s.comp[pos] = ((u64)kk << 32) | (tie_large ? i : ~i);
-                                    });
-    __syncthreads();
-    emit_sorted(s, p, row, req, n, tie_large);
-    return;
-  }
-  i32* out = p.out + (i64)row * p.k;
-  const u32 n = select_tile<U, V>(s, key, n_valid, p.k, tie_large,
-                                  [&](u32 pos, u32, int u, int v) {
-                                    out[pos] = transform_index(p, row, req, (i32)idx_of(u, v));
-                                  });
-  for (int j = n + threadIdx.x; j < p.k; j += THREADS) out[j] = -1;
-}
-
 }  // namespace topk
 
 using namespace topk;
 
-// Grid (rows, parts): part `blockIdx.y` of each row is one tile. `parts == 1`: writes the output;
-// otherwise writes workspace buffer 0.
-extern "C" __global__ void __launch_bounds__(THREADS, MIN_BLOCKS) DSA_ENTRY_SELECT(const Params p, int parts) {
+// Grid (rows * P): CTAs [row * P, row * P + P) form one cluster and share row `row`.
+extern "C" __global__ void __launch_bounds__(THREADS, MIN_BLOCKS) DSA_ENTRY_TOPK(const Params p) {
   __shared__ Shared s;
-  const int row = blockIdx.x, part = blockIdx.y;
+  extern __shared__ uint4 dyn_smem[];
+  u64* buf = reinterpret_cast<u64*>(dyn_smem);
+  u32* chist = reinterpret_cast<u32*>(buf + CAP);
+  const u32 P = (u32)p.cluster;
+  const int row = blockIdx.x / P;
+  const u32 rank = blockIdx.x % P;
+  const u32 k = (u32)p.k;
+  const bool tie_large = p.tie_large != 0;
   i64 start, len;
   row_window(p, row, start, len);
-  const bool final = parts == 1;
-  if (final && !p.sorted && len <= p.k) {
-    // Every candidate is in the set and the order is by index: no score needs reading.
-    const int req = p.transform == 2 ? find_request(p, row) : -1;
-    for (int j = threadIdx.x; j < p.k; j += THREADS)
-      p.out[(i64)row * p.k + j] = transform_index(p, row, req, j < len ? j : -1);
+  const int req = p.transform == 2 ? find_request(p, row) : -1;
+  i32* out = p.out + (i64)row * p.k;
+  if (!p.sorted && len <= (i64)k) {
+    // Every candidate is in the set and the order is by index: no score needs reading. The
+    // whole cluster takes this branch, so no cluster barrier is skipped by some of it.
+    if (rank == 0)
+      for (int j = threadIdx.x; j < p.k; j += THREADS) out[j] = transform_index(p, row, req, j < len ? j : -1);
     return;
   }
-  // Tile `part` holds candidates [part * TILE, part * TILE + TILE). A vector whose address is
-  // 16-byte aligned and whose positions are all candidates is one load; others (a misaligned
-  // row start, the row's end) load element by element.
+  if (threadIdx.x == 0) s.kth = 0;
+  if (P > 1 && rank == 0)
+    for (int i = threadIdx.x; i < 3 * BINS; i += THREADS) chist[i] = 0;
+  row_sync(P);  // peers have started, floors and cluster histograms are zero
+
+  // Segments are whole chunks, so every vector load of an aligned row stays aligned.
+  const i64 seg = ((len + P - 1) / P + CHUNK - 1) / CHUNK * CHUNK;
+  const i64 s0 = min(len, (i64)rank * seg), s1 = min(len, s0 + seg);
   const SCORE_T* rowp = reinterpret_cast<const SCORE_T*>(p.scores) + (i64)row * p.stride + start;
-  const bool aligned = (reinterpret_cast<u64>(rowp) & 15u) == 0;
-  constexpr int U = ITEMS / VEC;
-  const i64 tile0 = (i64)part * TILE;
-  u32 key[U][VEC];
-#pragma unroll
-  for (int u = 0; u < U; ++u) {
-    const i64 q0 = tile0 + ((i64)u * THREADS + threadIdx.x) * VEC;
-    if (aligned && q0 + VEC <= len) {
-      union { uint4 v; SCORE_T e[VEC]; } x;
-      x.v = __ldg(reinterpret_cast<const uint4*>(rowp + q0));
-#pragma unroll
-      for (int v = 0; v < VEC; ++v) key[u][v] = order_key(dsa::to_float(x.e[v]));
-    } else {
-#pragma unroll
-      for (int v = 0; v < VEC; ++v)
-        key[u][v] = q0 + v < len ? order_key(dsa::to_float(rowp[q0 + v])) : 0u;
+  const u32 n = stream_segment(s, buf, rowp, s0, s1, k, tie_large, P);
+
+  // The union's size decides whether anything must be cut.
+  u32 total = n;
+  if (P > 1) {
+    if (threadIdx.x == 0) s.n_pub = n;
+    cluster_sync();
+    total = 0;
+    for (u32 r = 0; r < P; ++r) total += peer_load(peer(smem_addr(&s.n_pub), r));
+  }
+  const Cut c = total > k ? select_cut(s, buf, n, k, tie_large, P, chist) : Cut{0u, 0u, 0u, 0u};
+  const u32 kept_all = min(total, k);
+  u32 gt_base = 0, eq_base = 0;
+  if (P > 1) {
+    u32 gt, eq;
+    count_cut(s, buf, n, c, gt, eq);
+    if (threadIdx.x == 0) { s.gt_pub = gt; s.eq_pub = eq; }
+    cluster_sync();
+    for (u32 r = 0; r < rank; ++r) {
+      gt_base += peer_load(peer(smem_addr(&s.gt_pub), r));
+      eq_base += peer_load(peer(smem_addr(&s.eq_pub), r));
     }
   }
-  const i64 in_tile = len - tile0;
-  const u32 n_valid = in_tile <= 0 ? 0u : (in_tile >= TILE ? (u32)TILE : (u32)in_tile);
-  const i64 slot = (i64)row * p.ws_lists[0] + part;
-  finish_tile<U, VEC>(s, p, row, final, 0, slot, key, n_valid, [&](int u, int v) {
-    return (u32)(tile0 + ((i64)u * THREADS + threadIdx.x) * VEC + v);
-  });
-}
-
-// A merge touches a small share of the data; it gets the registers it wants rather than the
-// tiles' occupancy bound.
-// Grid (rows, groups): group `blockIdx.y` merges lists [g*F, g*F + F) of the previous level
-// (`lists_in` per row, in buffer `in_buf`) as one tile. `groups == 1`: writes the output;
-// otherwise writes buffer 1 - in_buf.
-extern "C" __global__ void __launch_bounds__(THREADS) DSA_ENTRY_MERGE(const Params p, int lists_in,
-                                                                       int in_buf, int groups) {
-  __shared__ Shared s;
-  constexpr int MV = 4, U = ITEMS / MV, F = TILE / KMAX;
-  const int row = blockIdx.x, group = blockIdx.y;
-  const u32* keys_in = p.ws[in_buf];
-  const u32* idx_in = p.ws[in_buf] + (i64)p.rows * p.ws_lists[in_buf] * KMAX;
-  u32 key[U][MV];
-  u32 n_valid = 0;
-  for (int l = 0; l < F; ++l) {
-    const int list = group * F + l;
-    if (list < lists_in) n_valid += (u32)p.ws_count[in_buf][(i64)row * p.ws_lists[in_buf] + list];
+  const u32 out_base = gt_base + min(max(eq_base, c.lo), c.hi) - c.lo;
+  if (!p.sorted) {
+    keep_cut(s, buf, n, c, gt_base, eq_base, [&](u32 pos, u64 e) {
+      out[out_base + pos] = transform_index(p, row, req, (i32)(u32)e);
+    });
+    if (rank == 0)
+      for (u32 j = kept_all + threadIdx.x; j < k; j += THREADS) out[j] = -1;
+    if (P > 1) cluster_sync();  // peers have read our counts before we exit
+    return;
   }
-#pragma unroll
-  for (int u = 0; u < U; ++u) {
-    const int f = (u * THREADS + threadIdx.x) * MV;  // flat position in the tile
-    const int list = group * F + f / KMAX, j = f % KMAX;
-    const i64 slot = (i64)row * p.ws_lists[in_buf] + list;
-    const int cnt = list < lists_in ? p.ws_count[in_buf][slot] : 0;
-    uint4 kv = make_uint4(0u, 0u, 0u, 0u);
-    if (j < cnt) kv = *reinterpret_cast<const uint4*>(keys_in + slot * KMAX + j);
-    key[u][0] = j < cnt ? kv.x : 0u;
-    key[u][1] = j + 1 < cnt ? kv.y : 0u;
-    key[u][2] = j + 2 < cnt ? kv.z : 0u;
-    key[u][3] = j + 3 < cnt ? kv.w : 0u;
+  const u32 kept = keep_cut(s, buf, n, c, gt_base, eq_base, [&](u32 pos, u64 e) { buf[pos] = e; });
+  __syncthreads();
+  if (P > 1) {
+    // Gather the set on rank 0 (each CTA's share lands at its output offset), sort there.
+    cluster_sync();
+    if (rank > 0) {
+      const u32 dst = peer(smem_addr(buf + out_base), 0);
+      for (u32 j = threadIdx.x; j < kept; j += THREADS) peer_store64(dst + 8 * j, buf[j]);
+    }
+    cluster_sync();
+    if (rank > 0) return;
   }
-  const bool final = groups == 1;
-  const i64 slot = (i64)row * p.ws_lists[1 - in_buf] + group;
-  // Indices are read only for the kept elements.
-  finish_tile<U, MV>(s, p, row, final, 1 - in_buf, slot, key, n_valid, [&](int u, int v) {
-    const int f = (u * THREADS + threadIdx.x) * MV + v;
-    return idx_in[((i64)row * p.ws_lists[in_buf] + group * F + f / KMAX) * KMAX + f % KMAX];
-  });
+  write_sorted(p, buf, kept_all, row, req, tie_large);
 }
