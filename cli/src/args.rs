@@ -1,6 +1,7 @@
 //! The command line (clap derive).
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::fmt;
 use std::path::PathBuf;
 
 /// dsa-kernels: self-check, benchmarks, autotuning and JIT cache management for the DeepSeek
@@ -124,6 +125,9 @@ pub enum BenchOp {
         #[arg(long)]
         rms: bool,
     },
+    /// The indexer (DeepSeek-V3.2 config): decode scores vs the HBM floor, causal prefill scores
+    /// vs the FP8 tensor-core peak, and the whole decode step eager and as a CUDA graph.
+    Indexer(IndexerBenchArgs),
     /// The collective layer: verify kernels, and with NCCL the verify and broadcast at world size 1.
     CollectiveVerify {
         /// Rows of indices (default 1,8,64,256).
@@ -133,6 +137,87 @@ pub enum BenchOp {
         #[arg(long, default_value_t = 2048)]
         k: usize,
     },
+}
+
+/// A decode batch: `batch` requests of `context` cached keys each, written `BxL` (`64x65536`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BatchContext {
+    /// Requests.
+    pub batch: usize,
+    /// Keys per request.
+    pub context: usize,
+}
+
+impl fmt::Display for BatchContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}x{}", self.batch, self.context)
+    }
+}
+
+impl std::str::FromStr for BatchContext {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("`{s}` is not BATCHxCONTEXT (e.g. 64x65536)");
+        let (b, l) = s.split_once(['x', 'X']).ok_or_else(bad)?;
+        Ok(BatchContext {
+            batch: b.trim().parse().map_err(|_| bad())?,
+            context: l.trim().parse().map_err(|_| bad())?,
+        })
+    }
+}
+
+/// The figures of `dsa bench indexer`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum IndexerPart {
+    /// Decode scores kernel (floor: FP8 key cache + scales read at the copy bandwidth).
+    Decode,
+    /// Causal prefill scores kernel (floor: useful FLOPs at the FP8 tensor-core peak).
+    Prefill,
+    /// The whole decode step (key path, query path, scores, paged top-k), eager and graph.
+    Step,
+}
+
+/// `dsa bench indexer` options.
+#[derive(Args, Debug, Clone)]
+pub struct IndexerBenchArgs {
+    /// Decode scores shapes, BATCHxCONTEXT.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "BxL",
+        default_value = "64x65536,1x65536,64x8192"
+    )]
+    pub decode: Vec<BatchContext>,
+    /// Causal prefill token counts for the prefill scores.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "T",
+        default_value = "8192,4096"
+    )]
+    pub prefill: Vec<usize>,
+    /// Whole decode step shapes, BATCHxCONTEXT.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "BxL",
+        default_value = "64x65536"
+    )]
+    pub step: Vec<BatchContext>,
+    /// Which figures to time (default: all).
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "PART")]
+    pub only: Vec<IndexerPart>,
+    /// Runs discarded before timing each figure.
+    #[arg(long, default_value_t = 10)]
+    pub warmup: usize,
+    /// Timed runs per figure (the median is reported).
+    #[arg(long, default_value_t = 100)]
+    pub iters: usize,
+    /// Dense FP8 tensor-core peak in TFLOP/s for the prefill floor (default: the datasheet
+    /// figure of a known GPU).
+    #[arg(long, value_name = "TFLOPS")]
+    pub fp8_peak_tflops: Option<f64>,
 }
 
 /// `dsa tune`.

@@ -10,6 +10,8 @@ pub enum CliError {
     Gpu(dsa_benches::Error),
     /// NVRTC missing, a compile failed, ...
     Jit(dsa_jit_cache::JitError),
+    /// The indexer rejected a plan or launch, or its timing failed on the device.
+    Indexer(dsa_indexer::IndexerError),
     /// The tuning database could not be read or written.
     TuningDb(dsa_jit_cache::tuning::TuningDbError),
     /// A file could not be written.
@@ -44,6 +46,7 @@ impl fmt::Display for CliError {
             ),
             CliError::Gpu(e) => write!(f, "{e}"),
             CliError::Jit(e) => write!(f, "{e}"),
+            CliError::Indexer(e) => write!(f, "indexer: {e}"),
             CliError::TuningDb(e) => write!(f, "tuning database: {e}"),
             CliError::Io { path, source } => write!(f, "{}: {source}", path.display()),
             CliError::Usage(m) | CliError::Failed(m) => write!(f, "{m}"),
@@ -67,6 +70,12 @@ via_gpu!(
     dsa_layernorm::LayerNormError,
     dsa_indexer::collective::CollectiveError
 );
+
+impl From<dsa_indexer::IndexerError> for CliError {
+    fn from(e: dsa_indexer::IndexerError) -> Self {
+        CliError::Indexer(e)
+    }
+}
 
 impl From<dsa_jit_cache::JitError> for CliError {
     fn from(e: dsa_jit_cache::JitError) -> Self {

@@ -34,6 +34,8 @@ fn argument_errors_are_usage_errors() {
         &["bench"],
         &["bench", "topk", "--rows", "many"],
         &["bench", "topk", "--dtype", "f64"],
+        &["bench", "indexer", "--decode", "64"],
+        &["bench", "indexer", "--only", "topk"],
         &["jit", "warm", "--threads", "-1"],
     ] {
         let o = dsa(args, dir.path());
@@ -44,6 +46,12 @@ fn argument_errors_are_usage_errors() {
     for (args, says) in [
         (&["bench", "topk", "--k", "0"][..], "out of range"),
         (&["bench", "hadamard", "--dims", "0"], "bad shape"),
+        (
+            &["bench", "indexer", "--decode", "0x65536"],
+            "bad decode shape",
+        ),
+        (&["bench", "indexer", "--prefill", "0"], "bad prefill size"),
+        (&["bench", "indexer", "--plot", "x.svg"], "draws no plot"),
         (&["jit", "warm", "--arch", "sm_x"], "not a GPU architecture"),
         (&["check", "--family", "nope"], "unknown kernel family"),
         (&["tune"], "name an op"),
@@ -164,6 +172,7 @@ fn gpu_commands_without_a_gpu_fail_cleanly() {
         &["bench", "topk"][..],
         &["bench", "layernorm", "--json", "x.json"],
         &["bench", "collective-verify"],
+        &["bench", "indexer", "--json", "x.json"],
         &["tune", "topk", "--rows", "1"],
     ] {
         let o = dsa(args, dir.path());

@@ -2,6 +2,7 @@
 //! (the bytes each run must move at the device's measured copy bandwidth).
 
 mod collective;
+mod indexer;
 mod plot;
 
 use crate::args::{BenchArgs, BenchOp, Dtype, RowShapeArgs, TopkShapeArgs};
@@ -135,6 +136,9 @@ fn row_shapes(a: &RowShapeArgs, defaults: Vec<RowShape>, max_dim: usize) -> Resu
 
 /// `dsa bench`.
 pub fn run(a: &BenchArgs) -> Result<()> {
+    if let BenchOp::Indexer(ia) = &a.op {
+        return indexer::run(ia, a.json.as_deref(), a.plot.as_deref());
+    }
     // Check the options before touching the GPU, so mistakes are reported first.
     let plan = plan(&a.op)?;
     let gpu = Gpu::open()?;
@@ -255,6 +259,11 @@ fn plan(op: &BenchOp) -> Result<Plan> {
                 name: "layernorm",
                 kind: Kind::Workloads(make),
             }
+        }
+        BenchOp::Indexer(_) => {
+            return Err(CliError::Usage(
+                "the indexer bench runs through bench::indexer::run".into(),
+            ));
         }
         BenchOp::CollectiveVerify { rows, k } => {
             let rows = if rows.is_empty() {
