@@ -315,8 +315,10 @@ pub fn run(a: &IndexerBenchArgs, json: Option<&Path>, plot: Option<&Path>) -> Re
         bench.runs.warmup
     );
     let rows = time_all(&gpu, &config, &bench, copy_gbs, peak.as_ref())?;
-    print_table(&rows);
-    print_goal(&rows);
+    print!("{}", table(&rows));
+    if let Some(g) = goal(&rows) {
+        println!("\n{g}");
+    }
     if let Some(path) = json {
         let doc = Document {
             op: "indexer",
@@ -385,7 +387,7 @@ fn time_all(
     Ok(rows)
 }
 
-fn print_table(rows: &[Row]) {
+fn table(rows: &[Row]) -> Table {
     let mut t = Table::new(&[
         "figure",
         "shape",
@@ -406,11 +408,11 @@ fn print_table(rows: &[Row]) {
             r.floor.clone(),
         ]);
     }
-    print!("{t}");
+    t
 }
 
-/// The decode scores rows against [`DECODE_GOAL_PCT`].
-fn print_goal(rows: &[Row]) {
+/// The decode scores rows against [`DECODE_GOAL_PCT`], if any.
+fn goal(rows: &[Row]) -> Option<String> {
     let verdicts: Vec<String> = rows
         .iter()
         .filter(|r| r.figure == "decode scores")
@@ -425,12 +427,12 @@ fn print_goal(rows: &[Row]) {
             })
         })
         .collect();
-    if !verdicts.is_empty() {
-        println!(
-            "\ndecode scores goal >= {DECODE_GOAL_PCT:.0}% of floor: {}",
+    (!verdicts.is_empty()).then(|| {
+        format!(
+            "decode scores goal >= {DECODE_GOAL_PCT:.0}% of floor: {}",
             verdicts.join(", ")
-        );
-    }
+        )
+    })
 }
 
 #[cfg(test)]
@@ -603,5 +605,38 @@ mod tests {
         assert!(v.get("flops").is_none());
         let p = serde_json::to_value(Row::prefill(4, 1.0, 163840.0, None)).unwrap();
         assert!(p["floor_us"].is_null() && p["bytes"].is_null());
+    }
+
+    #[test]
+    fn table_and_goal_lines() {
+        let peak = Fp8Peak {
+            tflops: 1979.0,
+            source: "test".into(),
+        };
+        let flops = 16384.0 * 33_558_528.0;
+        let rows = [
+            Row::decode(
+                "decode scores",
+                bc(64, 65536),
+                250.0,
+                553_648_128,
+                1,
+                3000.0,
+            ),
+            Row::decode("decode scores", bc(1, 65536), 20.0, 8_650_752, 19, 3000.0),
+            Row::prefill(8192, 1000.0, flops, Some(&peak)),
+            Row::prefill(4096, 300.0, flops / 4.0, None),
+        ];
+        let t = table(&rows).to_string();
+        assert!(t.contains("median us") && t.contains("% of floor"), "{t}");
+        assert!(t.contains("74%") && t.contains("2215 GB/s"), "{t}");
+        assert!(t.contains("28%") && t.contains("549.8 TFLOP/s"), "{t}");
+        assert!(t.contains("FP8 peak unknown"), "{t}");
+        assert_eq!(
+            goal(&rows).unwrap(),
+            "decode scores goal >= 60% of floor: 64x65536 74% met, 1x65536 14% MISSED"
+        );
+        assert_eq!(goal(&rows[2..]), None);
+        println!("{t}");
     }
 }
