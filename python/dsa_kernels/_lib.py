@@ -12,7 +12,7 @@ ABI_VERSION = 1
 LIB_NAME = "libdsa_kernels.so"
 
 # Status codes (DsaStatus).
-OK, INVALID_ARGUMENT, NO_DRIVER, NO_NVRTC, COMPILE, CUDA, UNSUPPORTED, INTERNAL = range(8)
+OK, INVALID_ARGUMENT, NO_DRIVER, NO_NVRTC, COMPILE, CUDA, UNSUPPORTED, INTERNAL, NCCL = range(9)
 # DsaDtype.
 F32, BF16, F16, FP8_E4M3 = range(4)
 
@@ -66,6 +66,49 @@ class DsaLayerNormSizes(ctypes.Structure):
     _fields_ = [("input_len", c_uint64), ("output_len", c_uint64)]
 
 
+class DsaIndexerConfig(ctypes.Structure):
+    _fields_ = [("heads", c_int32), ("dim", c_int32), ("rope_dim", c_int32),
+                ("page_size", c_int32), ("k", c_int32), ("input_dtype", c_int32),
+                ("rope_style", c_int32), ("scale_format", c_int32), ("policy", c_int32),
+                ("eps", c_float)]
+
+
+class DsaIndexerPrefillShape(ctypes.Structure):
+    _fields_ = [("tokens", c_int64), ("num_keys", c_int64), ("stride", c_int64),
+                ("max_positions", c_int64), ("cache_pages", c_int64)]
+
+
+class DsaIndexerDecodeShape(ctypes.Structure):
+    _fields_ = [("batch", c_int64), ("stride", c_int64), ("bt_stride", c_int64),
+                ("max_positions", c_int64), ("cache_pages", c_int64)]
+
+
+class DsaIndexerPlanInfo(ctypes.Structure):
+    _fields_ = [("workspace_bytes", c_size_t), ("logits_shape", c_int64 * 2),
+                ("indices_shape", c_int64 * 2), ("bt_cols", c_int64),
+                ("q_fp8_offset", c_size_t), ("weights_offset", c_size_t),
+                ("verify_offset", c_size_t), ("verify_bytes", c_size_t), ("kind", c_int32)]
+
+
+class DsaIndexerTokens(ctypes.Structure):
+    _fields_ = [("q", c_void_p), ("weights", c_void_p), ("k", c_void_p), ("ln_weight", c_void_p),
+                ("ln_bias", c_void_p), ("positions", c_void_p), ("cos_sin", c_void_p),
+                ("out_cache_loc", c_void_p), ("cache", c_void_p)]
+
+
+class DsaIndexerPrefillArgs(ctypes.Structure):
+    _fields_ = [("tokens", DsaIndexerTokens), ("keys_fp8", c_void_p), ("keys_scale", c_void_p),
+                ("new_keys_offset", c_int64), ("ks", c_void_p), ("ke", c_void_p),
+                ("topk_offsets", c_void_p), ("logits", c_void_p), ("indices", c_void_p),
+                ("workspace", c_void_p), ("workspace_bytes", c_size_t)]
+
+
+class DsaIndexerDecodeArgs(ctypes.Structure):
+    _fields_ = [("tokens", DsaIndexerTokens), ("block_table", c_void_p),
+                ("context_lens", c_void_p), ("logits", c_void_p), ("indices", c_void_p),
+                ("workspace", c_void_p), ("workspace_bytes", c_size_t)]
+
+
 _SIGNATURES = {
     "dsa_abi_version": ([], c_int32),
     "dsa_version": ([], c_char_p),
@@ -89,6 +132,28 @@ _SIGNATURES = {
     "dsa_layernorm_prepare": ([POINTER(DsaLayerNormParams), c_void_p], c_int32),
     "dsa_layernorm_run": ([POINTER(DsaLayerNormParams), c_void_p, c_void_p, c_void_p, c_void_p,
                            c_void_p], c_int32),
+    "dsa_indexer_config_default": ([POINTER(DsaIndexerConfig)], c_int32),
+    "dsa_indexer_prefill_plan_create": ([POINTER(DsaIndexerConfig),
+                                         POINTER(DsaIndexerPrefillShape), c_int32,
+                                         POINTER(c_void_p)], c_int32),
+    "dsa_indexer_prefill_plan_create_for": ([POINTER(DsaIndexerConfig),
+                                             POINTER(DsaIndexerPrefillShape),
+                                             POINTER(DsaDeviceInfo), POINTER(c_void_p)], c_int32),
+    "dsa_indexer_decode_plan_create": ([POINTER(DsaIndexerConfig), POINTER(DsaIndexerDecodeShape),
+                                        c_int32, POINTER(c_void_p)], c_int32),
+    "dsa_indexer_decode_plan_create_for": ([POINTER(DsaIndexerConfig),
+                                            POINTER(DsaIndexerDecodeShape),
+                                            POINTER(DsaDeviceInfo), POINTER(c_void_p)], c_int32),
+    "dsa_indexer_plan_destroy": ([c_void_p], c_int32),
+    "dsa_indexer_plan_workspace_bytes": ([c_void_p, POINTER(c_size_t)], c_int32),
+    "dsa_indexer_plan_info": ([c_void_p, POINTER(DsaIndexerPlanInfo)], c_int32),
+    "dsa_indexer_plan_prepare": ([c_void_p, c_void_p], c_int32),
+    "dsa_indexer_prefill": ([c_void_p, POINTER(DsaIndexerPrefillArgs), c_void_p, c_void_p],
+                            c_int32),
+    "dsa_indexer_decode": ([c_void_p, POINTER(DsaIndexerDecodeArgs), c_void_p, c_void_p], c_int32),
+    "dsa_collective_verify_workspace_bytes": ([c_int64, POINTER(c_size_t)], c_int32),
+    "dsa_collective_fingerprint": ([c_void_p, c_int64, c_int64, c_void_p, c_size_t, c_void_p],
+                                   c_int32),
 }
 
 

@@ -25,7 +25,10 @@ def _lib_module():
 def _structs(m):
     return [getattr(m, n) for n in ("DsaDeviceInfo", "DsaTopkConfig", "DsaTopkArgs",
                                     "DsaHadamardParams", "DsaHadamardSizes",
-                                    "DsaLayerNormParams", "DsaLayerNormSizes")]
+                                    "DsaLayerNormParams", "DsaLayerNormSizes", "DsaIndexerConfig",
+                                    "DsaIndexerPrefillShape", "DsaIndexerDecodeShape",
+                                    "DsaIndexerPlanInfo", "DsaIndexerTokens",
+                                    "DsaIndexerPrefillArgs", "DsaIndexerDecodeArgs")]
 
 
 def test_struct_layouts_match_the_header():
@@ -81,3 +84,48 @@ def test_library_loads_and_reports_errors():
     m.check(lib.dsa_topk_plan_output_shape(plan, shape))
     assert list(shape) == [1, 16]
     m.check(lib.dsa_topk_plan_destroy(plan))
+
+
+def test_indexer_plans_on_the_host():
+    m = _lib_module()
+    try:
+        lib = m.load()
+    except OSError as e:
+        skip(str(e))
+    import ctypes
+
+    cfg = m.DsaIndexerConfig()
+    m.check(lib.dsa_indexer_config_default(ctypes.byref(cfg)))
+    assert (cfg.heads, cfg.dim, cfg.rope_dim, cfg.page_size, cfg.k) == (64, 128, 64, 64, 2048)
+    assert cfg.input_dtype == m.BF16 and abs(cfg.eps - 1e-6) < 1e-12
+    info = m.DsaDeviceInfo(-1, 132, 9, 0, 227 * 1024, 50 << 20, 0)
+    shape = m.DsaIndexerDecodeShape(batch=7, stride=5000, bt_stride=100, max_positions=8192,
+                                    cache_pages=600)
+    plan = ctypes.c_void_p()
+    m.check(lib.dsa_indexer_decode_plan_create_for(ctypes.byref(cfg), ctypes.byref(shape),
+                                                   ctypes.byref(info), ctypes.byref(plan)))
+    pi = m.DsaIndexerPlanInfo()
+    m.check(lib.dsa_indexer_plan_info(plan, ctypes.byref(pi)))
+    assert list(pi.logits_shape) == [7, 5000] and list(pi.indices_shape) == [7, 2048]
+    assert pi.bt_cols == 79 and pi.kind == 1 and pi.workspace_bytes >= 7 * 64 * 132
+    ws = ctypes.c_size_t()
+    m.check(lib.dsa_indexer_plan_workspace_bytes(plan, ctypes.byref(ws)))
+    assert ws.value == pi.workspace_bytes
+    m.check(lib.dsa_indexer_plan_destroy(plan))
+    pshape = m.DsaIndexerPrefillShape(tokens=19, num_keys=300, stride=0, max_positions=4096,
+                                      cache_pages=8)
+    cfg.dim = 96
+    status = lib.dsa_indexer_prefill_plan_create_for(ctypes.byref(cfg), ctypes.byref(pshape),
+                                                     ctypes.byref(info), ctypes.byref(plan))
+    try:
+        m.check(status)
+    except m.DsaError as e:
+        assert e.status == m.INVALID_ARGUMENT and "dim 96" in str(e), e
+    else:
+        raise AssertionError("dim 96 must fail")
+    cfg.dim = 128
+    m.check(lib.dsa_indexer_prefill_plan_create_for(ctypes.byref(cfg), ctypes.byref(pshape),
+                                                    ctypes.byref(info), ctypes.byref(plan)))
+    m.check(lib.dsa_indexer_plan_info(plan, ctypes.byref(pi)))
+    assert list(pi.logits_shape) == [19, 300] and pi.kind == 0
+    m.check(lib.dsa_indexer_plan_destroy(plan))
