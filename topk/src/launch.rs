@@ -4,8 +4,8 @@
 use crate::config::{OutputOrder, RequestMap, TieBreak, Transform};
 use crate::error::{Result, TopkError};
 use crate::plan::TopkPlan;
-use crate::variant::TopkVariant;
 use crate::variant::MAX_CLUSTER;
+use crate::variant::TopkVariant;
 use cudarc::driver::{CudaContext, CudaStream, DriverError, sys};
 use dsa_jit_cache::{KernelCache, check_device_ptr};
 use once_cell::sync::Lazy;

@@ -2,7 +2,7 @@
 
 use crate::config::{MAX_K, TopkConfig, Transform};
 use crate::error::{Result, TopkError};
-use crate::variant::{KMAX, MAX_CLUSTER, STATIC_SMEM, THREADS, TopkVariant};
+use crate::variant::{KMAX, MAX_CLUSTER, THREADS, TopkVariant};
 use dsa_jit_cache::DeviceInfo;
 use dsa_jit_cache::tuning::{TuningDb, topk_bucket};
 
@@ -120,15 +120,13 @@ impl TopkPlan {
                     if clusters { MAX_CLUSTER } else { 1 }
                 )));
             }
-            None => tuned("cluster")
-                .filter(|&c| valid(c))
-                .unwrap_or_else(|| {
-                    if clusters {
-                        default_cluster(&variant, rows, stride, device)
-                    } else {
-                        1
-                    }
-                }),
+            None => tuned("cluster").filter(|&c| valid(c)).unwrap_or_else(|| {
+                if clusters {
+                    default_cluster(&variant, rows, stride, device)
+                } else {
+                    1
+                }
+            }),
         };
         Ok(TopkPlan {
             config,
@@ -183,25 +181,22 @@ impl TopkPlan {
 /// Block size without a tuned entry.
 const DEFAULT_THREADS: u32 = 512;
 
-/// CTAs per row without a tuned entry: enough to fill the GPU in one wave of resident blocks
-/// (rows times cluster at most the blocks the SMs hold at once), each CTA streaming at least two
-/// chunks, at most [`MAX_CLUSTER`].
+/// CTAs per row without a tuned entry: the most (up to the portable cluster size, 8) that keep
+/// one CTA per SM for the whole batch, each streaming at least two chunks. (On the H100 sweep in
+/// BENCHMARKS.md, two CTAs of one row per SM and clusters of 16 were both slower.)
 fn default_cluster(v: &TopkVariant, rows: usize, stride: usize, device: &DeviceInfo) -> u32 {
-    let resident = |cluster: u32| {
-        let smem = v.dynamic_smem(cluster) + STATIC_SMEM + 1024;
-        let by_smem = (device.max_smem_per_block + 1024) / smem;
-        let by_threads = 2048 / v.threads;
-        device.sm_count as usize * by_smem.min(by_threads).max(1) as usize
-    };
     let mut c = 1;
-    while c < MAX_CLUSTER
-        && rows * (2 * c as usize) <= resident(2 * c)
+    while c < DEFAULT_MAX_CLUSTER
+        && rows * (2 * c as usize) <= device.sm_count as usize
         && stride / (2 * c as usize) >= 2 * v.chunk() as usize
     {
         c *= 2;
     }
     c
 }
+
+/// The portable cluster size: larger clusters only when tuned or asked for.
+const DEFAULT_MAX_CLUSTER: u32 = 8;
 
 #[cfg(test)]
 mod tests {
@@ -225,11 +220,11 @@ mod tests {
     #[test]
     fn clusters_fill_the_gpu_in_one_wave_on_hopper() {
         let cluster = |rows, stride| plan_with(rows, stride, 2048, None).cluster();
-        // One request of 128K: the largest cluster.
-        assert_eq!(cluster(1, 131072), 16);
-        assert_eq!(cluster(8, 131072), 16);
-        // 64 rows: 256 CTAs of 512 threads fit in one wave of two per SM.
-        assert_eq!(cluster(64, 131072), 4);
+        // One request of 128K: the largest portable cluster.
+        assert_eq!(cluster(1, 131072), 8);
+        assert_eq!(cluster(8, 131072), 8);
+        // 64 rows: one CTA per SM.
+        assert_eq!(cluster(64, 131072), 2);
         // Rows enough to fill the GPU, or rows too short to split: one CTA per row.
         assert_eq!(cluster(256, 262144), 1);
         assert_eq!(cluster(1024, 8192), 1);

@@ -16,8 +16,6 @@ pub const KMAX: [u32; 4] = [512, 1024, 2048, MAX_K as u32];
 pub const MAX_CLUSTER: u32 = 16;
 /// Histogram bins of one radix digit (mirrors `BINS`).
 const BINS: u32 = 2048;
-/// Static shared memory of the kernel (`Shared` in topk.cu), rounded up.
-pub(crate) const STATIC_SMEM: u32 = 9 * 1024;
 
 /// One compiled top-k module (entry point `TOPK`). Tie-break, output order, transform and the
 /// cluster size are run-time arguments: they do not change the kernel's shape.
@@ -108,6 +106,9 @@ dsa_jit_cache::register_family!("topk", all_specs);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Static shared memory of the kernel (`Shared` in topk.cu), rounded up.
+    const STATIC_SMEM: u32 = 9 * 1024;
 
     #[test]
     fn every_variant_has_a_unique_id_and_fits_in_shared_memory() {

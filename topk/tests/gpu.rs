@@ -299,7 +299,11 @@ fn every_variant_and_launch_shape_gives_the_same_bits() {
     let data = [Data::Ties, Data::Ascending, Data::Random];
     let base: Vec<Vec<f32>> = data
         .iter()
-        .map(|&d| (0..rows).flat_map(|_| scores(&mut rng, stride, d)).collect())
+        .map(|&d| {
+            (0..rows)
+                .flat_map(|_| scores(&mut rng, stride, d))
+                .collect()
+        })
         .collect();
     let clusters: &[u32] = if g.info.compute_capability.0 >= 9 {
         &[1, 2, 4, 8, 16]

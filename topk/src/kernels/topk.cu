@@ -72,10 +72,9 @@ constexpr u32 SMEM_BUFFER = CAP * 8;
 constexpr u32 SMEM_CLUSTER = 3 * BINS * 4;
 
 __device__ __forceinline__ u32 order_key(float f) {
-  u32 b = __float_as_uint(f);
-  if ((b & 0x7fffffffu) > 0x7f800000u) b = 0x7fffffffu;
-  if (b == 0x80000000u) b = 0u;
-  return (b & 0x80000000u) ? ~b : (b | 0x80000000u);
+  f = __fadd_rn(f, 0.0f);                                // -0.0 + 0.0 = +0.0
+  const u32 b = f != f ? 0x7fffffffu : __float_as_uint(f);  // one NaN, above +inf
+  return b ^ ((u32)((i32)b >> 31) | 0x80000000u);        // negative: ~b, else set the sign bit
 }
 
 // ---- distributed shared memory (a plain CTA is a cluster of one) --------------------------
@@ -143,8 +142,23 @@ struct Shared {
   u32 total;
   u32 sel_bin, sel_need, sel_eq;
   u32 kth;            // this CTA's floor for the cluster (>=: keys below it never win); 0 none
-  u32 n_pub, gt_pub, eq_pub;
+  u32 wmin[32], wmax[32];
+  u32 n_pub, gt_pub, eq_pub, lo_pub, hi_pub;
 };
+
+// Block-wide min and max (every thread gets both).
+__device__ __forceinline__ void block_minmax(Shared& s, u32& lo, u32& hi) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  lo = __reduce_min_sync(0xffffffffu, lo);
+  hi = __reduce_max_sync(0xffffffffu, hi);
+  if (lane == 0) { s.wmin[warp] = lo; s.wmax[warp] = hi; }
+  __syncthreads();
+  lo = lane < WARPS ? s.wmin[lane] : 0xffffffffu;
+  hi = lane < WARPS ? s.wmax[lane] : 0u;
+  lo = __reduce_min_sync(0xffffffffu, lo);
+  hi = __reduce_max_sync(0xffffffffu, hi);
+  __syncthreads();
+}
 
 // ---- block scans ---------------------------------------------------------------------------
 
@@ -262,44 +276,51 @@ __device__ __forceinline__ void find_bin(Shared& s, u32 want, u32& bin, u32& nee
   __syncthreads();  // everyone has read sel_* before they may be overwritten
 }
 
-// The cut keeping the `want` largest of the P buffers of a row (`want` < their total size).
-// With P > 1 every CTA of the cluster calls it and gets the same cut.
-__device__ Cut select_cut(Shared& s, const u64* buf, u32 n, u32 want, bool tie_large, u32 P,
-                          u32* chist) {
-  u32 prefix = 0, mask = 0;
+// High word of buffer entry i: its key.
+__device__ __forceinline__ u32 key_at(const u64* buf, u32 i) {
+  return reinterpret_cast<const u32*>(buf)[2 * i + 1];
+}
+
+// The cut keeping the `want` largest of the P buffers of a row (`want` < `total`, their size;
+// every key in [lo, hi]). The digits cover only the bits where lo and hi differ, most
+// significant first, 11 at a time, so that keys bunched in a narrow range (the buffer above a
+// floor) still spread over the bins. With P > 1 every CTA of the cluster gets the same cut.
+__device__ Cut select_cut(Shared& s, const u64* buf, u32 n, u32 want, u32 total, u32 lo, u32 hi,
+                          bool tie_large, u32 P, u32* chist) {
+  int bits = lo == hi ? 0 : 32 - __clz(lo ^ hi);
+  u32 mask = bits == 32 ? 0u : ~((1u << bits) - 1u);
+  u32 prefix = lo & mask, need = want, eq = total;
 #pragma unroll 1
-  for (int pass = 0; pass < 3; ++pass) {
-    const int shift = pass == 0 ? 21 : (pass == 1 ? 10 : 0);
-    const u32 nb = pass == 2 ? 1024u : 2048u;
+  for (int pass = 0; bits > 0; ++pass) {
+    const int width = bits < 11 ? bits : 11, shift = bits - width;
+    const u32 nb = 1u << width;
     for (int b = threadIdx.x; b < BINS; b += THREADS) s.hist[b] = 0;
     __syncthreads();
 #pragma unroll 4
     for (u32 i = threadIdx.x; i < n; i += THREADS) {
-      const u32 key = (u32)(buf[i] >> 32);
+      const u32 key = key_at(buf, i);
       if (((key ^ prefix) & mask) == 0) atomicAdd(&s.hist[(key >> shift) & (nb - 1)], 1u);
     }
     __syncthreads();
     if (P > 1) {
-      const u32 total = peer(smem_addr(chist + pass * BINS), 0);
+      const u32 sum = peer(smem_addr(chist + pass * BINS), 0);
       for (int b = threadIdx.x; b < (int)nb; b += THREADS)
-        if (s.hist[b]) peer_add(total + 4 * b, s.hist[b]);
+        if (s.hist[b]) peer_add(sum + 4 * b, s.hist[b]);
       cluster_sync();
-      for (int b = threadIdx.x; b < (int)nb; b += THREADS) s.hist[b] = peer_load(total + 4 * b);
+      for (int b = threadIdx.x; b < (int)nb; b += THREADS) s.hist[b] = peer_load(sum + 4 * b);
       __syncthreads();
     }
-    u32 bin, need, eq;
+    u32 bin;
     find_bin(s, want, bin, need, eq);
     prefix |= bin << shift;
     mask |= (nb - 1) << shift;
     want = need;
+    bits = shift;
     // The bin is taken whole: exactly the keys >= its prefix are in.
-    if (need == eq && pass < 2) return Cut{prefix - 1, 0u, 0u, 0u};
-    if (pass == 2) {
-      const u32 lo = tie_large ? eq - need : 0u, hi = tie_large ? eq : need;
-      return Cut{prefix, prefix, lo, hi};
-    }
+    if (need == eq && bits > 0) return Cut{prefix - 1, 0u, 0u, 0u};
   }
-  return Cut{0u, 0u, 0u, 0u};  // not reached
+  const u32 first = tie_large ? eq - need : 0u;
+  return Cut{prefix, prefix, first, first + need};
 }
 
 // Elements above the cut and equal to its K in a buffer.
@@ -307,7 +328,7 @@ __device__ __forceinline__ void count_cut(Shared& s, const u64* buf, u32 n, cons
                                           u32& eq) {
   u32 g = 0, e = 0;
   for (u32 i = threadIdx.x; i < n; i += THREADS) {
-    const u32 key = (u32)(buf[i] >> 32);
+    const u32 key = key_at(buf, i);
     g += key > c.T;
     e += c.K != 0 && key == c.K;
   }
@@ -399,15 +420,16 @@ __device__ __forceinline__ i32 transform_index(const Params& p, int row, int req
 
 // Raw 16-byte vectors of one chunk; slots outside [c0, end) are filled with zeros and masked
 // when keyed. Vector u of thread t holds positions c0 + (u * THREADS + t) * VEC + [0, VEC).
+// Positions are 32-bit: a row is at most 2^31 - 1 long.
 struct Chunk {
   uint4 v[LOADS];
 };
 
-__device__ __forceinline__ void load_chunk(Chunk& ch, const SCORE_T* rowp, bool aligned, i64 c0,
-                                           i64 end) {
+__device__ __forceinline__ void load_chunk(Chunk& ch, const SCORE_T* rowp, bool aligned, u32 c0,
+                                           u32 end) {
 #pragma unroll
   for (int u = 0; u < LOADS; ++u) {
-    const i64 q0 = c0 + ((i64)u * THREADS + threadIdx.x) * VEC;
+    const u32 q0 = c0 + (u * THREADS + threadIdx.x) * VEC;
     if (aligned && q0 + VEC <= end) {
       ch.v[u] = __ldg(reinterpret_cast<const uint4*>(rowp + q0));
     } else {
@@ -430,36 +452,48 @@ __device__ __forceinline__ u32 cluster_floor(Shared& s, u32 P) {
   return m > 0 ? m - 1 : 0u;
 }
 
-// Cut the buffer down to its top k and raise the floor: returns the new count (k).
-__device__ __forceinline__ u32 shrink(Shared& s, u64* buf, u32 n, u32 k, bool tie_large, u32& G) {
-  const Cut c = select_cut(s, buf, n, k, tie_large, 1, nullptr);
-  const u32 kept = keep_cut(s, buf, n, c, 0, 0, [&](u32 pos, u64 e) { buf[pos] = e; });
+// The buffer's count and a range [lo, hi] holding all its keys (each thread tracks the keys it
+// appended; lo is raised to the floor at every shrink).
+struct Stream {
+  u32 n, lo, hi;
+};
+
+// Cut the buffer down to its top k and raise the floor G.
+__device__ __forceinline__ void shrink(Shared& s, u64* buf, Stream& st, u32 k, bool tie_large,
+                                       u32& G) {
+  u32 lo = st.lo, hi = st.hi;
+  block_minmax(s, lo, hi);
+  const Cut c = select_cut(s, buf, st.n, k, st.n, lo, hi, tie_large, 1, nullptr);
+  st.n = keep_cut(s, buf, st.n, c, 0, 0, [&](u32 pos, u64 e) { buf[pos] = e; });
   __syncthreads();
   // Exact cut: later scores need key > K (tie small) or >= K (tie large). Bin cut: >= its low.
-  const u32 own = c.K != 0 ? (tie_large ? c.K - 1 : c.K) : c.T;
-  G = max(G, own);
-  if (threadIdx.x == 0) atomicMax(&s.kth, c.K != 0 ? c.K : c.T + 1);
-  return kept;
+  const u32 least = c.K != 0 ? c.K : c.T + 1;  // every kept key is >= least
+  G = max(G, c.K != 0 ? (tie_large ? c.K - 1 : c.K) : c.T);
+  st.lo = max(st.lo, least);
+  if (threadIdx.x == 0) atomicMax(&s.kth, least);
 }
 
-// Stream positions [s0, s1) of the row into the buffer; returns the buffer's count.
-__device__ u32 stream_segment(Shared& s, u64* buf, const SCORE_T* rowp, i64 s0, i64 s1, u32 k,
-                              bool tie_large, u32 P) {
+// Stream positions [s0, s1) of the row into the buffer.
+__device__ Stream stream_segment(Shared& s, u64* buf, const SCORE_T* rowp, u32 s0, u32 s1, u32 k,
+                                 bool tie_large, u32 P) {
   const bool aligned = (reinterpret_cast<u64>(rowp) & 15u) == 0;
-  u32 n = 0, G = 0;
+  Stream st{0u, 0xffffffffu, 0u};
+  u32 G = 0;
   Chunk cur, nxt = {};
   if (s0 < s1) load_chunk(cur, rowp, aligned, s0, s1);
 #pragma unroll 1
-  for (i64 c0 = s0; c0 < s1; c0 += CHUNK) {
+  for (u32 c0 = s0; c0 < s1; c0 += CHUNK) {
     if (c0 + CHUNK < s1) load_chunk(nxt, rowp, aligned, c0 + CHUNK, s1);
-    if (n + CHUNK > CAP) n = shrink(s, buf, n, k, tie_large, G);
+    if (st.n + CHUNK > CAP) shrink(s, buf, st, k, tie_large, G);
     if (P > 1) G = max(G, cluster_floor(s, P));
-    // Keys are recomputed after the scan rather than held across it (register pressure).
+    // Keys are recomputed after the scan rather than held across it (register pressure); only
+    // the last chunk of a segment checks positions.
+    const bool whole = c0 + CHUNK <= s1;
     const auto key_of = [&](int u, int v) {
       union { uint4 v; SCORE_T e[VEC]; } x;
       x.v = cur.v[u];
-      const i64 q = c0 + ((i64)u * THREADS + threadIdx.x) * VEC + v;
-      return q < s1 ? order_key(dsa::to_float(x.e[v])) : 0u;
+      const u32 key = order_key(dsa::to_float(x.e[v]));
+      return whole || c0 + (u * THREADS + threadIdx.x) * VEC + v < s1 ? key : 0u;
     };
     u32 cnt[LOADS];
     bool any = false;
@@ -475,20 +509,24 @@ __device__ u32 stream_segment(Shared& s, u64* buf, const SCORE_T* rowp, i64 s0, 
       ordered_scan<LOADS>(s, cnt, excl, total);
 #pragma unroll
       for (int u = 0; u < LOADS; ++u) {
-        const u32 q0 = (u32)(c0 + ((i64)u * THREADS + threadIdx.x) * VEC);
-        u32 at = n + excl[u];
+        const u32 q0 = c0 + (u * THREADS + threadIdx.x) * VEC;
+        u32 at = st.n + excl[u];
 #pragma unroll
         for (int v = 0; v < VEC; ++v) {
           const u32 key = key_of(u, v);
-          if (key > G) buf[at++] = ((u64)key << 32) | (q0 + v);
+          if (key > G) {
+            buf[at++] = ((u64)key << 32) | (q0 + v);
+            st.lo = min(st.lo, key);
+            st.hi = max(st.hi, key);
+          }
         }
       }
-      n += total;
+      st.n += total;
     }
     cur = nxt;
   }
   __syncthreads();
-  return n;
+  return st;
 }
 
 // Bitonic sort of buf[0, n) by the total order (descending composite), then write the row.
@@ -560,19 +598,26 @@ extern "C" __global__ void __launch_bounds__(THREADS, MIN_BLOCKS) DSA_ENTRY_TOPK
 
   // Segments are whole chunks, so every vector load of an aligned row stays aligned.
   const i64 seg = ((len + P - 1) / P + CHUNK - 1) / CHUNK * CHUNK;
-  const i64 s0 = min(len, (i64)rank * seg), s1 = min(len, s0 + seg);
+  const u32 s0 = (u32)min(len, (i64)rank * seg), s1 = (u32)min(len, (i64)s0 + seg);
   const SCORE_T* rowp = reinterpret_cast<const SCORE_T*>(p.scores) + (i64)row * p.stride + start;
-  const u32 n = stream_segment(s, buf, rowp, s0, s1, k, tie_large, P);
+  Stream st = stream_segment(s, buf, rowp, s0, s1, k, tie_large, P);
+  const u32 n = st.n;
 
-  // The union's size decides whether anything must be cut.
-  u32 total = n;
+  // The union's size decides whether anything must be cut; its key range sets the digits.
+  u32 total = n, lo = st.lo, hi = st.hi;
+  block_minmax(s, lo, hi);
   if (P > 1) {
-    if (threadIdx.x == 0) s.n_pub = n;
+    if (threadIdx.x == 0) { s.n_pub = n; s.lo_pub = lo; s.hi_pub = hi; }
     cluster_sync();
     total = 0;
-    for (u32 r = 0; r < P; ++r) total += peer_load(peer(smem_addr(&s.n_pub), r));
+    for (u32 r = 0; r < P; ++r) {
+      total += peer_load(peer(smem_addr(&s.n_pub), r));
+      lo = min(lo, peer_load(peer(smem_addr(&s.lo_pub), r)));
+      hi = max(hi, peer_load(peer(smem_addr(&s.hi_pub), r)));
+    }
   }
-  const Cut c = total > k ? select_cut(s, buf, n, k, tie_large, P, chist) : Cut{0u, 0u, 0u, 0u};
+  const Cut c = total > k ? select_cut(s, buf, n, k, total, lo, hi, tie_large, P, chist)
+                          : Cut{0u, 0u, 0u, 0u};
   const u32 kept_all = min(total, k);
   u32 gt_base = 0, eq_base = 0;
   if (P > 1) {
