@@ -61,7 +61,7 @@ def _tensor(name: str, t: Optional[torch.Tensor], dtypes, shape: tuple,
         raise TypeError(f"{name} must be {' or '.join(map(str, dtypes))}, got {t.dtype}")
     ok = t.dim() == len(shape) and all(w is None or w == g for g, w in zip(t.shape, shape))
     if not ok or not t.is_contiguous():
-        want = ["*" if w is None else w for w in shape]
+        want = "[" + ", ".join("*" if w is None else str(w) for w in shape) + "]"
         raise ValueError(f"{name} must be a contiguous {want} tensor, got {list(t.shape)} with "
                          f"strides {t.stride()}")
 
