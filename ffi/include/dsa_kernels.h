@@ -463,12 +463,13 @@ typedef struct DsaIndexerPrefillArgs {
   const void *ks;
   // Device, `[T]` int32 end of each token's range, exclusive (clamped to `[ks, S]`).
   const void *ke;
-  // Device, `[T]` int32 offsets added to each selected position, or NULL for the clamped
-  // `ks` (indices are then rows of the key buffer).
+  // Device, `[T]` int32 offsets added to each selected position `j` (counted from the
+  // clamped `ks`: key row `ks + j`), or NULL for the clamped `ks` itself (indices are then
+  // rows of the key buffer).
   const void *topk_offsets;
   // Device, `[T, stride]` f32 logits out (`-inf` outside each token's range).
   void *logits;
-  // Device, `[T, k]` int32 indices out (ascending, -1 pads).
+  // Device, `[T, k]` int32 indices out: `j + offset` in ascending `j`, -1 pads.
   void *indices;
   // Device workspace of `dsa_indexer_plan_workspace_bytes` bytes, 16-byte aligned; needs no
   // initialisation; not shared by calls that may run concurrently.

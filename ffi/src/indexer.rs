@@ -260,12 +260,13 @@ pub struct DsaIndexerPrefillArgs {
     pub ks: *const c_void,
     /// Device, `[T]` int32 end of each token's range, exclusive (clamped to `[ks, S]`).
     pub ke: *const c_void,
-    /// Device, `[T]` int32 offsets added to each selected position, or NULL for the clamped
-    /// `ks` (indices are then rows of the key buffer).
+    /// Device, `[T]` int32 offsets added to each selected position `j` (counted from the
+    /// clamped `ks`: key row `ks + j`), or NULL for the clamped `ks` itself (indices are then
+    /// rows of the key buffer).
     pub topk_offsets: *const c_void,
     /// Device, `[T, stride]` f32 logits out (`-inf` outside each token's range).
     pub logits: *mut c_void,
-    /// Device, `[T, k]` int32 indices out (ascending, -1 pads).
+    /// Device, `[T, k]` int32 indices out: `j + offset` in ascending `j`, -1 pads.
     pub indices: *mut c_void,
     /// Device workspace of `dsa_indexer_plan_workspace_bytes` bytes, 16-byte aligned; needs no
     /// initialisation; not shared by calls that may run concurrently.

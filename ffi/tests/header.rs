@@ -66,6 +66,18 @@ fn header_declares_every_entry_point_and_the_abi_version() {
         "dsa_collective_broadcast",
         "dsa_collective_verify",
         "dsa_collective_check",
+        "dsa_collective_fingerprint",
+        "dsa_indexer_config_default",
+        "dsa_indexer_prefill_plan_create",
+        "dsa_indexer_prefill_plan_create_for",
+        "dsa_indexer_decode_plan_create",
+        "dsa_indexer_decode_plan_create_for",
+        "dsa_indexer_plan_destroy",
+        "dsa_indexer_plan_workspace_bytes",
+        "dsa_indexer_plan_info",
+        "dsa_indexer_plan_prepare",
+        "dsa_indexer_prefill",
+        "dsa_indexer_decode",
     ] {
         let declared = [' ', '*']
             .iter()

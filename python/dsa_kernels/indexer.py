@@ -245,8 +245,9 @@ def indexer_prefill(q: torch.Tensor, weights: torch.Tensor, k: torch.Tensor,
     scores keys ``[ks[t], ke[t])`` (``[T]`` int32, clamped to ``[0, S]``).
 
     Returns ``logits`` ``[T, stride]`` f32 (``stride = logits_stride or max(S, 1)``; ``-inf``
-    outside each range) and ``indices`` ``[T, topk]`` int32 in ascending position, -1 padded:
-    rows of the key buffer, or positions plus ``topk_offsets[t]`` when given.
+    outside each range) and ``indices`` ``[T, topk]`` int32 in ascending order, -1 padded: rows
+    of the key buffer, or, with ``topk_offsets`` (``[T]`` int32), each selected key's position
+    ``j`` within the token's range (key row ``clamped ks[t] + j``) plus ``topk_offsets[t]``.
     """
     return torch.ops.dsa_kernels.indexer_prefill(
         q, weights, k, ln_weight, ln_bias, positions, cos_sin, out_cache_loc, cache, keys_fp8,
