@@ -5,12 +5,14 @@
  *      -Wl,-rpath,target/release -o topk && ./topk
  *
  * 1. Checks the ABI version and shows the status + message of a bad call.
- * 2. Plans for a hand-described H100 (no GPU needed) and prints the workspace it needs.
+ * 2. Plans for a hand-described H100 (no GPU needed) and prints the workspace it needs; plans a
+ *    whole DeepSeek-V3.2 indexer decode step for the same H100 and prints its shapes.
  * 3. If a GPU is present, runs a top-k on the device and checks it against a host reference:
  *    device memory and a stream come from the CUDA driver, loaded with dlopen so that this
  *    example builds without CUDA headers. Without a GPU it says so and exits 0.
  *
- * Output lines the tests read: "abi ok", "no GPU: ...", "row R: i0 i1 ...", "GPU: N rows match".
+ * Output lines the tests read: "abi ok", "indexer decode plan ...", "no GPU: ...",
+ * "row R: i0 i1 ...", "GPU: N rows match".
  */
 #include "dsa_kernels.h"
 
@@ -186,6 +188,23 @@ int main(void) {
     dsa_topk_plan_output_shape(plan, shape);
     printf("plan for an H100: output [%lld, %lld], workspace %zu bytes\n", (long long)shape[0],
            (long long)shape[1], ws_bytes);
+
+    /* The whole indexer plans the same way: defaults of DeepSeek-V3.2, 64 requests of up to
+     * 65536 tokens in a cache of 70000 pages. */
+    DsaIndexerConfig icfg;
+    dsa_indexer_config_default(&icfg);
+    DsaIndexerDecodeShape dshape = {64, 65536, 1024, 65536, 70000};
+    DsaIndexerPlan *iplan = NULL;
+    s = dsa_indexer_decode_plan_create_for(&icfg, &dshape, &h100, &iplan);
+    if (s != DSA_STATUS_OK) return fail("dsa_indexer_decode_plan_create_for", s);
+    DsaIndexerPlanInfo info;
+    dsa_indexer_plan_info(iplan, &info);
+    printf("indexer decode plan for an H100: logits [%lld, %lld], indices [%lld, %lld], "
+           "workspace %zu bytes\n",
+           (long long)info.logits_shape[0], (long long)info.logits_shape[1],
+           (long long)info.indices_shape[0], (long long)info.indices_shape[1],
+           info.workspace_bytes);
+    dsa_indexer_plan_destroy(iplan);
 
     /* A run with no driver (or a bad stream) fails cleanly too. */
     DsaTopkArgs args;

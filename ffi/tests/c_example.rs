@@ -93,6 +93,12 @@ fn c_example_builds_links_and_runs() {
     );
     assert!(out.contains("plan for an H100: output [3, 64]"), "{out}");
     assert!(
+        out.contains(
+            "indexer decode plan for an H100: logits [64, 65536], indices [64, 2048], workspace "
+        ),
+        "{out}"
+    );
+    assert!(
         out.contains("run with null pointers: DSA_STATUS_INVALID_ARGUMENT: dsa_topk_run: args.scores is a null device pointer"),
         "{out}"
     );
