@@ -2,6 +2,8 @@
 
 #![allow(dead_code)] // each test binary uses a subset
 
+pub mod indexer;
+
 use dsa_kernels::*;
 use std::ffi::{CStr, c_void};
 
