@@ -443,24 +443,6 @@ __device__ __forceinline__ void load_chunk(Chunk& ch, const SCORE_T* rowp, bool 
   }
 }
 
-// Chunks whose loads are requested from HBM into L2 ahead of their register loads, so that a
-// block has more bytes in flight than its registers hold.
-constexpr int PREFETCH = 4;
-
-// Ask L2 for the scores of positions [c0, min(c0 + CHUNK, end)) of an aligned row.
-__device__ __forceinline__ void prefetch_chunk(const SCORE_T* rowp, u32 c0, u32 end) {
-  if (c0 >= end) return;
-  const u32 bytes = (min(end - c0, (u32)CHUNK) * (u32)sizeof(SCORE_T)) & ~15u;
-#if __CUDA_ARCH__ >= 900
-  // One bulk request per chunk.
-  if (threadIdx.x == 0 && bytes > 0)
-    asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(rowp + c0), "r"(bytes) : "memory");
-#else
-  for (u32 b = threadIdx.x * 128; b < bytes; b += THREADS * 128)
-    asm volatile("prefetch.global.L2 [%0];" ::"l"(reinterpret_cast<const char*>(rowp + c0) + b));
-#endif
-}
-
 // The largest floor the other CTAs of the cluster published, as a strict bound (a key must be
 // above it); every warp reads it for itself, one peer per lane.
 __device__ __forceinline__ u32 cluster_floor(Shared& s, u32 P) {
@@ -498,12 +480,9 @@ __device__ Stream stream_segment(Shared& s, u64* buf, const SCORE_T* rowp, u32 s
   Stream st{0u, 0xffffffffu, 0u};
   u32 G = 0;
   Chunk cur, nxt = {};
-  if (aligned)
-    for (int d = 2; d <= PREFETCH; ++d) prefetch_chunk(rowp, s0 + d * CHUNK, s1);
   if (s0 < s1) load_chunk(cur, rowp, aligned, s0, s1);
 #pragma unroll 1
   for (u32 c0 = s0; c0 < s1; c0 += CHUNK) {
-    if (aligned) prefetch_chunk(rowp, c0 + (PREFETCH + 1) * CHUNK, s1);
     if (c0 + CHUNK < s1) load_chunk(nxt, rowp, aligned, c0 + CHUNK, s1);
     if (st.n + CHUNK > CAP) shrink(s, buf, st, k, tie_large, G);
     if (P > 1) G = max(G, cluster_floor(s, P));
