@@ -2,7 +2,7 @@
 
 use crate::config::{MAX_K, TopkConfig, Transform};
 use crate::error::{Result, TopkError};
-use crate::variant::{KMAX, MAX_CLUSTER, THREADS, TopkVariant};
+use crate::variant::{KMAX, MAX_CLUSTER, PER_THREAD, THREADS, TopkVariant};
 use dsa_jit_cache::DeviceInfo;
 use dsa_jit_cache::tuning::{TuningDb, topk_bucket};
 
@@ -94,21 +94,14 @@ impl TopkPlan {
                 .and_then(|p| p.get(name).copied())
                 .and_then(|v| u32::try_from(v).ok())
         };
-        let threads = match tuning.threads {
-            Some(t) if THREADS.contains(&t) => t,
+        let chosen_threads = match tuning.threads {
+            Some(t) if THREADS.contains(&t) => Some(t),
             Some(t) => {
                 return Err(TopkError::Shape(format!(
                     "threads = {t} is not one of {THREADS:?}"
                 )));
             }
-            None => tuned("threads")
-                .filter(|t| THREADS.contains(t))
-                .unwrap_or(DEFAULT_THREADS),
-        };
-        let variant = TopkVariant {
-            dtype: config.dtype,
-            threads,
-            kmax,
+            None => tuned("threads").filter(|t| THREADS.contains(t)),
         };
         let clusters = device.compute_capability.0 >= 9;
         let valid = |c: u32| c.is_power_of_two() && c <= if clusters { MAX_CLUSTER } else { 1 };
@@ -122,11 +115,18 @@ impl TopkPlan {
             }
             None => tuned("cluster").filter(|&c| valid(c)).unwrap_or_else(|| {
                 if clusters {
-                    default_cluster(&variant, rows, stride, device)
+                    let threads = chosen_threads.unwrap_or(CLUSTER_PLAN_THREADS);
+                    default_cluster(threads * PER_THREAD, rows, stride, device)
                 } else {
                     1
                 }
             }),
+        };
+        let threads = chosen_threads.unwrap_or_else(|| default_threads(rows, cluster, device));
+        let variant = TopkVariant {
+            dtype: config.dtype,
+            threads,
+            kmax,
         };
         Ok(TopkPlan {
             config,
@@ -178,17 +178,29 @@ impl TopkPlan {
     }
 }
 
-/// Block size without a tuned entry.
-const DEFAULT_THREADS: u32 = 512;
+/// Block size the default cluster is planned with.
+const CLUSTER_PLAN_THREADS: u32 = 512;
+
+/// Block size without a tuned entry: 1024 threads when the batch leaves each CTA an SM of its own
+/// (the SM's whole register file and shared memory for one row's segment), else 512, so two
+/// CTAs share an SM and one's barriers overlap the other's loads. This is the winner of every
+/// H100 tuning bucket in BENCHMARKS.md but one (8x131072, 1.08x from it).
+fn default_threads(rows: usize, cluster: u32, device: &DeviceInfo) -> u32 {
+    if rows * cluster as usize <= device.sm_count as usize {
+        1024
+    } else {
+        512
+    }
+}
 
 /// CTAs per row without a tuned entry: the most (up to the portable cluster size, 8) that keep
 /// one CTA per SM for the whole batch, each streaming at least two chunks. (On the H100 sweep in
 /// BENCHMARKS.md, two CTAs of one row per SM and clusters of 16 were both slower.)
-fn default_cluster(v: &TopkVariant, rows: usize, stride: usize, device: &DeviceInfo) -> u32 {
+fn default_cluster(chunk: u32, rows: usize, stride: usize, device: &DeviceInfo) -> u32 {
     let mut c = 1;
     while c < DEFAULT_MAX_CLUSTER
         && rows * (2 * c as usize) <= device.sm_count as usize
-        && stride / (2 * c as usize) >= 2 * v.chunk() as usize
+        && stride / (2 * c as usize) >= 2 * chunk as usize
     {
         c *= 2;
     }
@@ -245,15 +257,24 @@ mod tests {
     }
 
     #[test]
+    fn a_cta_with_an_sm_of_its_own_gets_1024_threads() {
+        let threads = |rows, stride| plan_with(rows, stride, 2048, None).variant().threads;
+        assert_eq!(threads(1, 131072), 1024);
+        assert_eq!(threads(64, 131072), 1024);
+        assert_eq!(threads(64, 8192), 1024);
+        assert_eq!(threads(256, 262144), 512);
+        assert_eq!(threads(1024, 8192), 512);
+        assert_eq!(plan_with(1, 131072, 2048, Some(256)).variant().threads, 256);
+    }
+
+    #[test]
     fn no_plan_needs_a_workspace() {
         for (rows, stride) in [(1, 1 << 20), (64, 131072), (4096, 4096)] {
             assert_eq!(plan_with(rows, stride, 4096, None).workspace_bytes(), 0);
         }
-        let p = plan_with(1, 131072, 2048, None);
-        assert_eq!(
-            p.dynamic_smem(),
-            (2048 + 2 * 512 * 8) * 8 + if p.cluster() > 1 { 3 * 2048 * 4 } else { 0 }
-        );
+        let p = plan_with(1, 131072, 2048, Some(512));
+        assert_eq!(p.cluster(), 8);
+        assert_eq!(p.dynamic_smem(), (2048 + 2 * 512 * 8) * 8 + 3 * 2048 * 4);
     }
 
     #[test]

@@ -20,7 +20,7 @@ fn a_tuned_entry_is_picked_up_by_the_planner() {
         &TuningDb::empty(),
     )
     .unwrap();
-    assert_eq!(heuristic.variant().threads, 512);
+    assert_eq!(heuristic.variant().threads, 1024);
 
     let mut db = TuningDb::empty();
     db.upsert(Entry::new(
@@ -64,7 +64,7 @@ fn a_tuned_entry_is_picked_up_by_the_planner() {
         rows,
         Tuning::default(),
     );
-    assert_eq!(bf16.variant().threads, 512);
+    assert_eq!(bf16.variant().threads, 1024);
     // Another GPU model does not see the entry.
     let other = DeviceInfo {
         name_hash: 1,
@@ -78,5 +78,5 @@ fn a_tuned_entry_is_picked_up_by_the_planner() {
         Tuning::default(),
     )
     .unwrap();
-    assert_eq!(p.variant().threads, 512);
+    assert_eq!(p.variant().threads, 1024);
 }
