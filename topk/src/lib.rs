@@ -30,6 +30,15 @@
 //!
 //! [`cpu::topk`] implements this contract literally and is the test oracle.
 //!
+//! ## Kernel
+//! One launch reads each row once: CTAs stream their segment of the row through a running floor
+//! into a shared-memory candidate buffer (in index order), and exact radix selects over that
+//! buffer cut it back to the top k whenever it could overflow, raising the floor. On sm_90+ a
+//! long row is split over a thread-block cluster whose CTAs share floors and the final select
+//! through distributed shared memory. No workspace is needed ([`TopkPlan::workspace_bytes`] is
+//! 0; the argument stays so callers size buffers from the plan). `kernels/topk.cu` has the
+//! details.
+//!
 //! ## Example
 //! ```no_run
 //! use dsa_topk::{TopkArgs, TopkConfig, TopkPlan, Tuning};

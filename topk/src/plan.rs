@@ -11,8 +11,8 @@ use dsa_jit_cache::tuning::{TuningDb, topk_bucket};
 /// this GPU and shape bucket, else from the built-in heuristic.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Tuning {
-    /// Threads per block (256, 512 or 1024), which sets the tile a block selects from
-    /// (32 candidates per thread); `None`: the heuristic.
+    /// Threads per block (256, 512 or 1024), which sets the chunk a block streams (8 scores
+    /// per thread) and its candidate buffer; `None`: the heuristic.
     pub threads: Option<u32>,
     /// CTAs that share one row (a thread-block cluster, 1..=16, a power of two; sm_90 and
     /// newer only, else 1); `None`: the heuristic.
