@@ -27,14 +27,6 @@ pub enum TopkError {
         /// The alignment it needs.
         align: u64,
     },
-    /// The workspace is smaller than the plan needs.
-    #[error("workspace of {given} bytes is smaller than the {needed} bytes the plan needs")]
-    Workspace {
-        /// Bytes given.
-        given: usize,
-        /// Bytes needed ([`crate::TopkPlan::workspace_bytes`]).
-        needed: usize,
-    },
     /// The launch arguments do not match the plan (transform kind, page table geometry).
     #[error("arguments do not match the plan: {0}")]
     Mismatch(String),
