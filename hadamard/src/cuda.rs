@@ -4,16 +4,33 @@ use crate::error::{HadamardError, Result};
 use crate::variant::{FP8_BLOCK, HadamardVariant, MAX_LOG_N, MIN_LOG_N, ROLE};
 use crate::{DType, Output, ScaleGroup};
 use cudarc::driver::{
-    CudaContext, CudaStream, DevicePtr, DevicePtrMut, LaunchConfig, PushKernelArg,
+    CudaContext, CudaStream, DevicePtr, DevicePtrMut, DriverError, LaunchConfig, PushKernelArg, sys,
 };
 use dsa_jit_cache::{KernelCache, check_device_ptr, strided_len};
 use once_cell::sync::Lazy;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 
 pub use dsa_jit_cache::Element;
 
 static KERNELS: Lazy<KernelCache<HadamardVariant>> =
     Lazy::new(|| KernelCache::new(|v| v.smem_bytes()));
+
+/// Where a long-row plan runs on one device: the variant the device's shared memory holds and
+/// how many of its persistent CTAs are resident at once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Residency {
+    /// The variant launched there (the plan's, or its unstaged form when the stage does not fit).
+    pub variant: HadamardVariant,
+    /// Streaming multiprocessors.
+    pub sm_count: u32,
+    /// CTAs of `variant` resident per SM (at least 1).
+    pub blocks_per_sm: u32,
+}
+
+/// Residency by (context, planned variant), filled on first use (host queries only).
+static RESIDENCY: Lazy<RwLock<HashMap<(usize, HadamardVariant), Residency>>> =
+    Lazy::new(|| RwLock::new(HashMap::new()));
 
 /// What to transform: the shape, layout, types and scale of one launch.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -115,12 +132,19 @@ impl Hadamard {
                 max,
             });
         }
-        let variant = HadamardVariant {
-            input: cfg.input,
-            output: cfg.output,
-            log_n,
-        };
+        let variant = HadamardVariant::preferred(cfg.input, cfg.output, log_n);
         Ok(Hadamard { cfg, variant })
+    }
+
+    /// With (the default where it fits) or without the shared-memory input stage of the
+    /// long-row kernel; no effect on rows of at most 1024 elements. Both give the same bits;
+    /// unstaged is what GPUs with less opt-in shared memory run anyway (and what a comparison
+    /// of the two times).
+    pub fn with_stage(mut self, stage: bool) -> Self {
+        let preferred =
+            HadamardVariant::preferred(self.variant.input, self.variant.output, self.variant.log_n);
+        self.variant.stage = stage && preferred.stage;
+        self
     }
 
     /// The configuration this plan was made for.
@@ -128,19 +152,84 @@ impl Hadamard {
         &self.cfg
     }
 
-    /// The kernel variant this plan launches.
+    /// The kernel variant this plan launches on a GPU whose opt-in shared memory holds it
+    /// (every variant on sm_90/sm_100); others launch [`HadamardVariant::unstaged`] of it (see
+    /// [`Hadamard::residency`]).
     pub fn variant(&self) -> HadamardVariant {
         self.variant
     }
 
-    /// Grid, block and dynamic shared memory (from host-known sizes only).
-    pub fn launch_config(&self) -> LaunchConfig {
-        let blocks = self.cfg.rows.div_ceil(self.variant.rows_per_block());
+    /// Grid, block and dynamic shared memory of a launch of `variant` (this plan's or its
+    /// unstaged form). Rows up to 1024 elements: one block per `rows_per_block` rows. Longer
+    /// rows: persistent blocks, at most `resident_blocks` (what the GPU holds at once) and at
+    /// most one per row.
+    pub fn launch_config(&self, variant: HadamardVariant, resident_blocks: u32) -> LaunchConfig {
+        let blocks = if variant.is_small() {
+            self.cfg.rows.div_ceil(variant.rows_per_block())
+        } else {
+            self.cfg.rows.min(resident_blocks.max(1) as usize)
+        };
         LaunchConfig {
             grid_dim: (blocks as u32, 1, 1),
-            block_dim: (self.variant.block_threads(), 1, 1),
-            shared_mem_bytes: self.variant.smem_bytes(),
+            block_dim: (variant.block_threads(), 1, 1),
+            shared_mem_bytes: variant.smem_bytes(),
         }
+    }
+
+    /// For rows longer than 1024 elements: the variant this plan runs in `ctx` and how many of
+    /// its CTAs the device holds at once (device attributes and the driver's occupancy
+    /// calculator, queried once per context and variant; loads the kernel). `None` for shorter
+    /// rows, whose launch needs no device facts.
+    pub fn residency(&self, ctx: &Arc<CudaContext>) -> Result<Option<Residency>> {
+        if self.variant.is_small() {
+            return Ok(None);
+        }
+        let key = (ctx.cu_ctx() as usize, self.variant);
+        let known = RESIDENCY
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+            .copied();
+        if let Some(r) = known {
+            return Ok(Some(r));
+        }
+        let failed = |v: HadamardVariant| {
+            move |source: DriverError| HadamardError::Launch {
+                variant: v.to_string(),
+                source,
+            }
+        };
+        use sys::CUdevice_attribute::*;
+        let attr = |a| ctx.attribute(a).map(|x| x.max(0) as u32);
+        let sm_count =
+            attr(CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT).map_err(failed(self.variant))?;
+        let optin = attr(CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN)
+            .map_err(failed(self.variant))?;
+        let variant = if self.variant.smem_bytes() <= optin {
+            self.variant
+        } else {
+            self.variant.unstaged()
+        };
+        let kernel = KERNELS.get(ctx, &variant)?;
+        let blocks_per_sm = kernel
+            .function(ROLE)
+            .occupancy_max_active_blocks_per_multiprocessor(
+                variant.block_threads(),
+                variant.smem_bytes() as usize,
+                None,
+            )
+            .map_err(failed(variant))?
+            .max(1);
+        let r = Residency {
+            variant,
+            sm_count: sm_count.max(1),
+            blocks_per_sm,
+        };
+        RESIDENCY
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, r);
+        Ok(Some(r))
     }
 
     /// FP8 scales written per launch (`rows * n / group`); 0 for float outputs.
@@ -169,7 +258,10 @@ impl Hadamard {
     /// Compile (or fetch from the cache) and load the kernel into `ctx` now, e.g. before
     /// capturing a CUDA graph.
     pub fn prepare(&self, ctx: &Arc<CudaContext>) -> Result<()> {
-        KERNELS.get(ctx, &self.variant)?;
+        match self.residency(ctx)? {
+            Some(r) => KERNELS.get(ctx, &r.variant)?,
+            None => KERNELS.get(ctx, &self.variant)?,
+        };
         Ok(())
     }
 
@@ -220,7 +312,11 @@ impl Hadamard {
         if self.cfg.rows == 0 {
             return Ok(());
         }
-        let kernel = KERNELS.get(stream.context(), &self.variant)?;
+        let (variant, resident) = match self.residency(stream.context())? {
+            Some(r) => (r.variant, r.sm_count * r.blocks_per_sm),
+            None => (self.variant, 0),
+        };
+        let kernel = KERNELS.get(stream.context(), &variant)?;
         let c = &self.cfg;
         let (rows, in_stride, out_stride) =
             (c.rows as i64, c.in_stride as i64, c.out_stride as i64);
@@ -230,10 +326,13 @@ impl Hadamard {
         b.arg(&in_stride).arg(&out_stride).arg(&c.scale).arg(&pow2);
         // SAFETY: the argument list matches the kernel's signature (three pointers, three i64,
         // f32, i32); the caller guarantees the buffers cover the extents the grid touches, and
-        // the plan checked shapes, strides, alignment and overlap.
-        unsafe { b.launch(self.launch_config()) }.map_err(|source| HadamardError::Launch {
-            variant: self.variant.to_string(),
-            source,
+        // the plan checked shapes, strides, alignment and overlap. The shared memory is the
+        // variant's, which the kernel cache opted the function into.
+        unsafe { b.launch(self.launch_config(variant, resident)) }.map_err(|source| {
+            HadamardError::Launch {
+                variant: variant.to_string(),
+                source,
+            }
         })?;
         Ok(())
     }

@@ -30,8 +30,11 @@
 //!   `V * sizeof(input)` bytes, the output `min(16, V * sizeof(output))`. Contiguous tensors
 //!   from any allocator satisfy this.
 //! - **Launch.** No allocation, no host synchronization; the launch configuration depends on
-//!   host-known sizes only, so a launch can be captured in a CUDA graph (call
-//!   [`Hadamard::prepare`] first so the compile does not happen during capture).
+//!   host-known sizes and, for rows longer than 1024 elements, on device facts the host reads
+//!   once per context ([`Hadamard::residency`]: SM count, opt-in shared memory, occupancy;
+//!   those rows run on persistent blocks that prefetch their next row). A launch can be
+//!   captured in a CUDA graph (call [`Hadamard::prepare`] first so the compile and queries do
+//!   not happen during capture).
 //!
 //! ## Use (bench/CLI friendly: raw device pointers and an explicit stream)
 //! ```no_run
@@ -58,7 +61,7 @@ pub mod cuda;
 pub mod error;
 pub mod variant;
 
-pub use cuda::{Element, Hadamard, HadamardConfig};
+pub use cuda::{Element, Hadamard, HadamardConfig, Residency};
 pub use dsa_jit_cache::DType;
 pub use error::{HadamardError, Result};
 pub use variant::{HadamardVariant, all_specs};

@@ -8,9 +8,12 @@ use std::fmt;
 pub const MIN_LOG_N: u32 = 1;
 /// Largest supported row length (log2): 32768.
 pub const MAX_LOG_N: u32 = 15;
-/// Rows up to this length run in registers and warp shuffles; longer rows run one CTA per row
-/// through shared memory.
+/// Rows up to this length run in registers and warp shuffles; longer rows run on persistent CTAs
+/// of `n / 32` threads, three register phases joined by two shared-memory transposes.
 pub const MAX_REGISTER_N: usize = 1024;
+/// The largest opt-in shared memory per block of any supported GPU (sm_90, sm_100): staged
+/// variants above it are never launched, so they are not enumerated.
+pub const MAX_SMEM_OPTIN: u32 = 227 * 1024;
 /// The entry point's role (both kernel shapes export one entry, `DSA_ENTRY_FWHT`).
 pub const ROLE: &str = "FWHT";
 /// Elements per FP8 scale for [`ScaleGroup::Block128`].
@@ -25,6 +28,10 @@ pub struct HadamardVariant {
     pub output: Output,
     /// log2 of the row length.
     pub log_n: u32,
+    /// Rows longer than [`MAX_REGISTER_N`] only: prefetch the next row into a shared-memory
+    /// stage with `cp.async` while this one is transformed (needs `n * sizeof(input)` more
+    /// shared memory). Always `false` for shorter rows.
+    pub stage: bool,
 }
 
 impl HadamardVariant {
@@ -38,16 +45,16 @@ impl HadamardVariant {
         self.n() <= MAX_REGISTER_N
     }
 
-    /// Threads per block.
+    /// Threads per block (`n / 32` for long rows: 32 elements per thread).
     pub fn block_threads(&self) -> u32 {
         if self.is_small() {
             128
         } else {
-            (32 * self.n() / MAX_REGISTER_N) as u32
+            (self.n() / 32) as u32
         }
     }
 
-    /// Rows handled by one block.
+    /// Rows handled by one block (long rows: blocks are persistent and loop over rows).
     pub fn rows_per_block(&self) -> usize {
         if self.is_small() {
             // Mirrors the kernel: EPT elements per thread, n / EPT lanes per row.
@@ -59,12 +66,41 @@ impl HadamardVariant {
         }
     }
 
-    /// Dynamic shared memory in bytes: the row in f32 plus one float per warp.
+    /// Dynamic shared memory in bytes: for long rows the row in f32 plus 32 floats, plus the
+    /// input stage when [`HadamardVariant::stage`] is set.
     pub fn smem_bytes(&self) -> u32 {
         if self.is_small() {
             0
         } else {
-            (self.n() * 4 + 32 * 4) as u32
+            let stage = if self.stage {
+                self.n() * self.input.size()
+            } else {
+                0
+            };
+            (self.n() * 4 + 32 * 4 + stage) as u32
+        }
+    }
+
+    /// The same variant without the input stage.
+    pub fn unstaged(self) -> HadamardVariant {
+        HadamardVariant {
+            stage: false,
+            ..self
+        }
+    }
+
+    /// The variant a plan prefers: staged for long rows when some supported GPU can hold it.
+    pub fn preferred(input: DType, output: Output, log_n: u32) -> HadamardVariant {
+        let staged = HadamardVariant {
+            input,
+            output,
+            log_n,
+            stage: true,
+        };
+        if !staged.is_small() && staged.smem_bytes() <= MAX_SMEM_OPTIN {
+            staged
+        } else {
+            staged.unstaged()
         }
     }
 
@@ -99,11 +135,13 @@ impl HadamardVariant {
                         group: ScaleGroup::Block128,
                     });
                 }
-                v.extend(outputs.into_iter().map(|output| HadamardVariant {
-                    input,
-                    output,
-                    log_n,
-                }));
+                for output in outputs {
+                    let preferred = HadamardVariant::preferred(input, output, log_n);
+                    v.push(preferred.unstaged());
+                    if preferred.stage {
+                        v.push(preferred);
+                    }
+                }
             }
         }
         v
@@ -113,14 +151,18 @@ impl HadamardVariant {
 impl fmt::Display for HadamardVariant {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.output {
-            Output::Float(o) => write!(f, "hadamard.fwht[{}->{o},n={}]", self.input, self.n()),
+            Output::Float(o) => write!(f, "hadamard.fwht[{}->{o},n={}", self.input, self.n())?,
             Output::Fp8 { group } => write!(
                 f,
-                "hadamard.fwht_fp8[{}->e4m3,n={},scale={group}]",
+                "hadamard.fwht_fp8[{}->e4m3,n={},scale={group}",
                 self.input,
                 self.n()
-            ),
+            )?,
         }
+        if self.stage {
+            f.write_str(",stage=smem")?;
+        }
+        f.write_str("]")
     }
 }
 
@@ -137,6 +179,7 @@ impl KernelVariant for HadamardVariant {
             ("OUT_FP8".into(), fp8.to_string()),
             ("LOG_N".into(), self.log_n.to_string()),
             ("GROUP".into(), group.to_string()),
+            ("STAGE".into(), (self.stage as u32).to_string()),
         ];
         KernelSpec::new(
             "hadamard",

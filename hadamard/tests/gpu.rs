@@ -87,7 +87,12 @@ fn gather_rows(b: &[u8], rows: usize, n: usize, stride: usize, size: usize, what
 
 /// Float output, out of place (or in place when `in_place`); returns the relative error.
 fn check_float(s: &Arc<CudaStream>, rng: &mut StdRng, cfg: HadamardConfig, in_place: bool) -> f64 {
-    let plan = Hadamard::plan(cfg).unwrap();
+    check_plan_float(s, rng, Hadamard::plan(cfg).unwrap(), in_place)
+}
+
+/// As [`check_float`], for a given plan (e.g. one without the input stage).
+fn check_plan_float(s: &Arc<CudaStream>, rng: &mut StdRng, plan: Hadamard, in_place: bool) -> f64 {
+    let cfg = *plan.config();
     let Output::Float(out_t) = cfg.output else {
         unreachable!()
     };
@@ -233,7 +238,12 @@ fn applying_twice_is_the_identity() {
 }
 
 fn check_fp8(s: &Arc<CudaStream>, rng: &mut StdRng, cfg: HadamardConfig) {
-    let plan = Hadamard::plan(cfg).unwrap();
+    check_plan_fp8(s, rng, Hadamard::plan(cfg).unwrap())
+}
+
+/// As [`check_fp8`], for a given plan; the f32 transform it compares with uses the same stage.
+fn check_plan_fp8(s: &Arc<CudaStream>, rng: &mut StdRng, plan: Hadamard) {
+    let cfg = *plan.config();
     let what = format!(
         "{} pow2={} rows={}",
         plan.variant(),
@@ -250,7 +260,8 @@ fn check_fp8(s: &Arc<CudaStream>, rng: &mut StdRng, cfg: HadamardConfig) {
         out_stride: n,
         ..cfg
     })
-    .unwrap();
+    .unwrap()
+    .with_stage(plan.variant().stage);
     let v_dev = poisoned(s, rows * n * 4);
     // SAFETY: buffers sized from the plans' lengths, on this stream.
     unsafe { f32_plan.launch_raw(s, dptr(&x, s), dptr(&v_dev, s), 0) }.unwrap();
@@ -408,4 +419,76 @@ fn typed_api_and_empty_launches() {
     .unwrap();
     empty.run(&s, &xd, &mut yd).unwrap();
     s.synchronize().unwrap();
+}
+
+/// Rows longer than 1024 run on persistent blocks; this covers blocks that loop over several
+/// rows (the stage then prefetches each next row), with and without the stage, out of place,
+/// in place, padded strides and FP8.
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn persistent_blocks_loop_over_many_rows() {
+    let s = stream();
+    let ctx = s.context().clone();
+    let mut rng = StdRng::seed_from_u64(7);
+    for log_n in 11..=15u32 {
+        let n = 1usize << log_n;
+        for stage in [true, false] {
+            for (input, out) in [(DType::Bf16, DType::Bf16), (DType::F32, DType::F32)] {
+                let base = Hadamard::plan(HadamardConfig::new(n, 1, input, Output::Float(out)))
+                    .unwrap()
+                    .with_stage(stage);
+                let r = base
+                    .residency(&ctx)
+                    .unwrap()
+                    .expect("long rows have a residency");
+                assert!(r.blocks_per_sm >= 1 && r.sm_count >= 1);
+                // bf16 rows fit the stage on every GPU that runs them (sm_90: 227 KB).
+                if stage && input == DType::Bf16 && ctx.attribute(
+                    cudarc::driver::sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN,
+                ).unwrap() >= 227 * 1024 {
+                    assert!(r.variant.stage, "{}", r.variant);
+                }
+                let rows = 2 * (r.sm_count * r.blocks_per_sm) as usize + 3;
+                for (in_place, pad) in [(false, 0), (true, 16), (false, 24)] {
+                    let cfg = HadamardConfig::new(n, rows, input, Output::Float(out))
+                        .with_strides(n + pad, n + pad);
+                    let plan = Hadamard::plan(cfg).unwrap().with_stage(stage);
+                    check_plan_float(&s, &mut rng, plan, in_place);
+                }
+            }
+            for group in [ScaleGroup::Row, ScaleGroup::Block128] {
+                let cfg = HadamardConfig::new(n, 1, DType::Bf16, Output::Fp8 { group });
+                let r = Hadamard::plan(cfg)
+                    .unwrap()
+                    .with_stage(stage)
+                    .residency(&ctx)
+                    .unwrap();
+                let rows = 2 * r.map_or(1, |r| (r.sm_count * r.blocks_per_sm) as usize) + 5;
+                let cfg = HadamardConfig { rows, ..cfg }
+                    .with_strides(n + 8, n + 16)
+                    .with_pow2_scales(group == ScaleGroup::Row);
+                check_plan_fp8(&s, &mut rng, Hadamard::plan(cfg).unwrap().with_stage(stage));
+            }
+        }
+    }
+}
+
+/// Without the stage, every long-row dim and dtype pair still matches the reference.
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn unstaged_long_rows_match_the_reference() {
+    let s = stream();
+    let mut rng = StdRng::seed_from_u64(8);
+    for log_n in 11..=15u32 {
+        let n = 1usize << log_n;
+        for input in DType::ALL {
+            for out in DType::ALL {
+                let cfg = HadamardConfig::new(n, 19, input, Output::Float(out))
+                    .with_strides(n + 16, n + 32);
+                let plan = Hadamard::plan(cfg).unwrap().with_stage(false);
+                assert!(!plan.variant().stage);
+                check_plan_float(&s, &mut rng, plan, false);
+            }
+        }
+    }
 }

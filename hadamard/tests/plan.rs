@@ -147,16 +147,31 @@ fn overlap_is_rejected_unless_exactly_in_place() {
 fn launch_shape_and_bytes() {
     let p = plan(HadamardConfig::new(128, 1000, DType::Bf16, BF16)).unwrap();
     // 16 lanes per row, 2 rows per warp, 4 warps per block.
-    assert_eq!(p.launch_config().block_dim, (128, 1, 1));
-    assert_eq!(p.launch_config().grid_dim, (125, 1, 1));
+    let lc = p.launch_config(p.variant(), 0);
+    assert_eq!(lc.block_dim, (128, 1, 1));
+    assert_eq!(lc.grid_dim, (125, 1, 1));
     assert_eq!(p.bytes_moved(), 1000 * 128 * 4);
+    // Long rows: persistent blocks, no more than the GPU holds nor than rows. An f32 stage of
+    // 32768 elements does not fit next to the f32 row; a bf16 one does.
     let big = plan(HadamardConfig::new(32768, 7, DType::F32, BF16)).unwrap();
-    assert_eq!(big.launch_config().grid_dim, (7, 1, 1));
-    assert_eq!(big.launch_config().block_dim, (1024, 1, 1));
-    assert_eq!(big.launch_config().shared_mem_bytes, 32768 * 4 + 128);
+    assert!(!big.variant().stage);
+    let lc = big.launch_config(big.variant(), 132);
+    assert_eq!(lc.grid_dim, (7, 1, 1));
+    assert_eq!(lc.block_dim, (1024, 1, 1));
+    assert_eq!(lc.shared_mem_bytes, 32768 * 4 + 128);
+    let big = plan(HadamardConfig::new(32768, 4096, DType::Bf16, BF16)).unwrap();
+    assert!(big.variant().stage);
+    let lc = big.launch_config(big.variant(), 132);
+    assert_eq!(lc.grid_dim, (132, 1, 1));
+    assert_eq!(lc.shared_mem_bytes, 32768 * 6 + 128);
+    let unstaged = big.launch_config(big.variant().unstaged(), 132);
+    assert_eq!(unstaged.shared_mem_bytes, 32768 * 4 + 128);
+    let mid = plan(HadamardConfig::new(2048, 4096, DType::F16, BF16)).unwrap();
+    let lc = mid.launch_config(mid.variant(), 132 * 16);
+    assert_eq!((lc.grid_dim, lc.block_dim), ((2112, 1, 1), (64, 1, 1)));
     let fp8 = plan(HadamardConfig::new(256, 10, DType::Bf16, BLOCK)).unwrap();
     assert_eq!(fp8.bytes_moved(), 10 * 256 * 3 + 10 * 2 * 4);
     let none = plan(HadamardConfig::new(256, 0, DType::Bf16, BLOCK)).unwrap();
-    assert_eq!(none.launch_config().grid_dim, (0, 1, 1));
+    assert_eq!(none.launch_config(none.variant(), 0).grid_dim, (0, 1, 1));
     assert_eq!(none.input_len(), 0);
 }

@@ -96,10 +96,14 @@ impl Shape {
             chunks,
         };
         if nch <= MAX_WARP_CHUNKS {
+            // As many chunks per thread as the row has (up to 4), so each thread has up to four
+            // loads in flight: one 16-byte chunk per thread left a 128-thread block at ~20 KB
+            // in flight per SM (48 registers, 10 blocks), too little to saturate HBM.
             let chunks = WARP_CHUNKS
                 .into_iter()
-                .find(|&c| nch <= 32 * c as usize)
-                .unwrap_or(4);
+                .rev()
+                .find(|&c| c as usize <= nch)
+                .unwrap_or(1);
             let lanes = nch.div_ceil(chunks as usize).next_power_of_two() as u32;
             Shape {
                 variant: variant(Team::Warp, chunks),

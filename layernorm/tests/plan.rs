@@ -33,11 +33,20 @@ fn dims_eps_strides_rows() {
 #[test]
 fn kernel_choice_follows_dim_and_alignment() {
     let (x, y) = (0x10_0000u64, 0x20_0000u64);
-    // Indexer shape: vector, warp team of 16 lanes (2 rows per warp, 8 per block).
+    // Indexer shape: vector, warp team of 4 lanes x 4 chunks (8 rows per warp, 32 per block).
     let p = LayerNorm::plan(cfg(128, 1000)).unwrap();
     let v = p.variant_for(x, y, 0, 0);
-    assert!(v.vector && v.team == Team::Warp && v.chunks == 1);
-    assert_eq!(p.launch_config(x, y, 0, 0).grid_dim, (125, 1, 1));
+    assert!(v.vector && v.team == Team::Warp && v.chunks == 4);
+    assert_eq!(p.launch_config(x, y, 0, 0).grid_dim, (32, 1, 1));
+    // Rows of fewer than four chunks: one slot per chunk (rounded to a power of two).
+    let small = LayerNorm::plan(cfg(16, 1000))
+        .unwrap()
+        .variant_for(x, y, 0, 0);
+    assert!(small.vector && small.chunks == 2);
+    let one = LayerNorm::plan(cfg(8, 1000))
+        .unwrap()
+        .variant_for(x, y, 0, 0);
+    assert!(one.vector && one.chunks == 1);
     // Misaligned x or gamma falls back to the scalar kernel (not an error).
     assert!(!p.variant_for(x + 2, y, 0, 0).vector);
     assert!(!p.variant_for(x, y, x + 8, 0).vector);

@@ -7,14 +7,15 @@
 //   OUT_FP8  1: quantize to e4m3 and write one f32 scale per group
 //   LOG_N    log2 of the row length
 //   GROUP    FP8 scale group in elements (N: per row)
+//   STAGE    rows > 1024 only: 1 prefetches the next row into shared memory with cp.async
 //
 // Layout. Each thread holds EPT elements as CH chunks of V contiguous elements (one 16-byte
 // load for bf16/f16/f32 alike). A team of TPR lanes holds SEG_N elements: element
 // c * (TPR * V) + t * V + v sits in register c * V + v of lane t, so every chunk load and
 // store of a warp is contiguous. H_N is a tensor product of 2x2 butterflies, one per index bit:
 // register bits are done in registers, lane bits with warp shuffles. Rows longer than 1024
-// give each warp a 1024-element segment and do the segment bits through shared
-// memory, one column of SEGS elements per thread.
+// use the same chunk layout per warp (one 1024-element segment each) but no shuffles: see the
+// second kernel.
 
 constexpr int N = 1 << LOG_N;
 constexpr int SEG_N = N < 1024 ? N : 1024;
@@ -156,68 +157,184 @@ extern "C" __global__ void __launch_bounds__(SMALL_BLOCK)
 
 #else
 
-// Rows of 2048..32768 elements: one CTA per row, one 1024-element segment per warp; shared
-// memory holds the row in f32 (N floats) plus one float per warp for the row amax.
-extern "C" __global__ void __launch_bounds__(LARGE_BLOCK)
+// Rows of 2048..32768 elements: a persistent CTA of N / 32 threads loops over rows
+// blockIdx.x, blockIdx.x + gridDim.x, ... Each thread holds 32 elements, so the 15 (or fewer)
+// index bits go in three register phases joined by two transposes through a swizzled f32 copy
+// of the row in shared memory; no shuffles:
+//   P1 (as loaded): registers = the chunk's V elements and the CH chunk bits (index bits 0..LV-1
+//      and LV+5..9), lane = bits LV..LV+4, warp = bits 10..; loads/stores are 16-byte chunks.
+//   P2: registers = bits LV..LV+4 (P1's lane bits).
+//   P3: registers = the top five bits LOG_N-5..LOG_N-1 (only bits >= 10 are new), thread = the
+//      rest, lane = bits 0..4: a float output goes straight out, each warp store contiguous.
+// With STAGE, the input row is read once by cp.async into a shared-memory stage (each thread
+// copies and later reads its own P1 chunks, so no barrier guards the stage) one row ahead, so the
+// next row's load overlaps this row's transposes and stores.
+constexpr int LV = V == 8 ? 3 : 2;
+// f32 words of the row, then one float per warp (row amax), then the stage.
+constexpr int RED_OFF = N;
+
+// Word of element i in shared memory: XOR swizzle of word bits 2..4 with index bits (5 or 7),
+// 8, 9, so P1's float4 stores and P2's/P3's scalar accesses are free of bank conflicts.
+// XOR-linear: swz(a | b) = swz(a) ^ swz(b) for disjoint a, b.
+__device__ __forceinline__ constexpr int swz(int i) {
+  return i ^ (((i >> (LV == 3 ? 5 : 7)) & 1) << 2) ^ (((i >> 8) & 3) << 3);
+}
+
+// Eight bases of a thread's swizzled element `base`, one per value of word bits 2..4, so that
+// element base | off (off a compile-time constant after unrolling, disjoint from base, and
+// swz(off) free of base's bits outside 2..4) is at bases[(swz(off) >> 2) & 7] + (swz(off) & ~28).
+struct SwzBases {
+  int b[8];
+  __device__ __forceinline__ explicit SwzBases(int base) {
+    const int s = swz(base);
+#pragma unroll
+    for (int m = 0; m < 8; ++m) b[m] = s ^ (m << 2);
+  }
+  __device__ __forceinline__ int at(int off) const {
+    const int so = swz(off);
+    return b[(so >> 2) & 7] + (so & ~28);
+  }
+};
+
+// Butterflies over register bits FROM..4 of 32 registers.
+template <int FROM> __device__ __forceinline__ void fwht_regs(float (&x)[32]) {
+#pragma unroll
+  for (int h = 1 << FROM; h < 32; h <<= 1) {
+#pragma unroll
+    for (int r = 0; r < 32; ++r) {
+      if ((r & h) == 0) {
+        const float a = x[r], b = x[r + h];
+        x[r] = a + b;
+        x[r + h] = a - b;
+      }
+    }
+  }
+}
+
+#if STAGE
+__device__ __forceinline__ void cp_async16(const void* smem, const void* gmem) {
+  const unsigned s = (unsigned)__cvta_generic_to_shared(smem);
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(s), "l"(gmem) : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() {
+  asm volatile("cp.async.commit_group;\n" ::: "memory");
+}
+__device__ __forceinline__ void cp_async_wait_all() {
+  asm volatile("cp.async.wait_group 0;\n" ::: "memory");
+}
+#endif
+
+extern "C" __global__ void __launch_bounds__(LARGE_BLOCK, 1024 / LARGE_BLOCK)
     DSA_ENTRY_FWHT(const IN_T* in, OUT_T* out, float* scales, i64 rows, i64 in_stride,
                     i64 out_stride, float scale, int pow2) {
   extern __shared__ float4 smem4[];
-  float* smem = reinterpret_cast<float*>(smem4);
-  (void)rows;
+  float* work = reinterpret_cast<float*>(smem4);
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  const i64 row = blockIdx.x;
-  const int seg = warp * SEG_N;
-  float x[EPT];
-  const IN_T* src = in + row * in_stride + seg + lane * V;
+  // P1: chunk c of this thread starts at element p1 + c * CHUNK_STRIDE.
+  const int p1 = warp * SEG_N + lane * V;
+  // P2: register r is element p2 | (r << LV).
+  const int p2 = (lane & (V - 1)) | ((lane >> LV) << (LV + 5)) | (warp << 10);
+  // P3: register r is element p3 | (r << (LOG_N - 5)).
+  const int p3 = threadIdx.x;
+  i64 row = blockIdx.x;
+#if STAGE
+  IN_T* stage = reinterpret_cast<IN_T*>(work + RED_OFF + 32);
+  if (row < rows) {
+    const IN_T* src = in + row * in_stride + p1;
 #pragma unroll
-  for (int c = 0; c < CH; ++c) dsa::load_chunk<IN_T, V>(src + c * CHUNK_STRIDE, x + c * V);
-  fwht_team<32>(x, lane);
-  float* mine = smem + seg + lane * V;
-#pragma unroll
-  for (int c = 0; c < CH; ++c)
-#pragma unroll
-    for (int v = 0; v < V; ++v) mine[c * CHUNK_STRIDE + v] = x[c * V + v];
-  __syncthreads();
-  // Segment bits: column p holds elements s * SEG_N + p, s < SEGS.
-#pragma unroll
-  for (int k = 0; k < SEG_N / LARGE_BLOCK; ++k) {
-    const int p = threadIdx.x + k * LARGE_BLOCK;
-    float y[SEGS];
-#pragma unroll
-    for (int s = 0; s < SEGS; ++s) y[s] = smem[s * SEG_N + p];
-    fwht_local<SEGS>(y);
-#pragma unroll
-    for (int s = 0; s < SEGS; ++s) smem[s * SEG_N + p] = y[s];
+    for (int c = 0; c < CH; ++c) cp_async16(stage + p1 + c * CHUNK_STRIDE, src + c * CHUNK_STRIDE);
   }
-  __syncthreads();
+  cp_async_commit();
+#endif
+  for (; row < rows; row += gridDim.x) {
+    float x[32];
+#if STAGE
+    cp_async_wait_all();
 #pragma unroll
-  for (int c = 0; c < CH; ++c)
+    for (int c = 0; c < CH; ++c)
+      dsa::load_chunk<IN_T, V>(stage + p1 + c * CHUNK_STRIDE, x + c * V);
+    const i64 next = row + gridDim.x;
+    if (next < rows) {
+      const IN_T* src = in + next * in_stride + p1;
 #pragma unroll
-    for (int v = 0; v < V; ++v) x[c * V + v] = mine[c * CHUNK_STRIDE + v] * scale;
-#if OUT_FP8
-  float amax[CH];
-  if constexpr (GROUP > SEG_N) {
-    float m = 0.0f;
-#pragma unroll
-    for (int r = 0; r < EPT; ++r) m = fmaxf(m, fabsf(x[r]));
-    m = dsa::warp_max(m);
-    if (lane == 0) smem[N + warp] = m;
-    __syncthreads();
-    m = 0.0f;
-#pragma unroll
-    for (int w = 0; w < SEGS; ++w) m = fmaxf(m, smem[N + w]);
-#pragma unroll
-    for (int c = 0; c < CH; ++c) amax[c] = m;
-  } else {
-    team_group_amax<32>(x, amax);
-  }
-  quantize_store(x, amax, out + row * out_stride, scales + row * GROUPS, seg, lane, pow2);
+      for (int c = 0; c < CH; ++c)
+        cp_async16(stage + p1 + c * CHUNK_STRIDE, src + c * CHUNK_STRIDE);
+    }
+    cp_async_commit();
 #else
-  (void)scales;
-  (void)pow2;
-  OUT_T* dst = out + row * out_stride + seg + lane * V;
+    const IN_T* src = in + row * in_stride + p1;
 #pragma unroll
-  for (int c = 0; c < CH; ++c) dsa::store_chunk<OUT_T, V>(dst + c * CHUNK_STRIDE, x + c * V);
+    for (int c = 0; c < CH; ++c) dsa::load_chunk<IN_T, V>(src + c * CHUNK_STRIDE, x + c * V);
+#endif
+    // P1: register bits are chunk element bits (0..LV-1) then chunk bits (LV+5..9).
+    fwht_regs<0>(x);
+#pragma unroll
+    for (int c = 0; c < CH; ++c)
+#pragma unroll
+      for (int q = 0; q < V / 4; ++q)
+        *reinterpret_cast<float4*>(work + swz(p1 + c * CHUNK_STRIDE + 4 * q)) = make_float4(
+            x[c * V + 4 * q], x[c * V + 4 * q + 1], x[c * V + 4 * q + 2], x[c * V + 4 * q + 3]);
+    __syncthreads();
+    {
+      const SwzBases b2(p2);
+#pragma unroll
+      for (int r = 0; r < 32; ++r) x[r] = work[b2.at(r << LV)];
+      fwht_regs<0>(x);
+#pragma unroll
+      for (int r = 0; r < 32; ++r) work[b2.at(r << LV)] = x[r];
+    }
+    __syncthreads();
+    const SwzBases b3(p3);
+#pragma unroll
+    for (int r = 0; r < 32; ++r) x[r] = work[b3.at(r << (LOG_N - 5))];
+    fwht_regs<15 - LOG_N>(x);
+#pragma unroll
+    for (int r = 0; r < 32; ++r) x[r] *= scale;
+#if OUT_FP8
+    // Back to the P1 layout for 16-byte FP8 stores and per-group amax.
+#pragma unroll
+    for (int r = 0; r < 32; ++r) work[b3.at(r << (LOG_N - 5))] = x[r];
+    __syncthreads();
+#pragma unroll
+    for (int c = 0; c < CH; ++c)
+#pragma unroll
+      for (int q = 0; q < V / 4; ++q) {
+        const float4 f = *reinterpret_cast<const float4*>(work + swz(p1 + c * CHUNK_STRIDE + 4 * q));
+        x[c * V + 4 * q] = f.x;
+        x[c * V + 4 * q + 1] = f.y;
+        x[c * V + 4 * q + 2] = f.z;
+        x[c * V + 4 * q + 3] = f.w;
+      }
+    float amax[CH];
+    if constexpr (GROUP > SEG_N) {
+      float m = 0.0f;
+#pragma unroll
+      for (int r = 0; r < 32; ++r) m = fmaxf(m, fabsf(x[r]));
+      m = dsa::warp_max(m);
+      if (lane == 0) work[RED_OFF + warp] = m;
+      __syncthreads();
+      m = 0.0f;
+#pragma unroll
+      for (int w = 0; w < SEGS; ++w) m = fmaxf(m, work[RED_OFF + w]);
+#pragma unroll
+      for (int c = 0; c < CH; ++c) amax[c] = m;
+    } else {
+      team_group_amax<32>(x, amax);
+    }
+    quantize_store(x, amax, out + row * out_stride, scales + row * GROUPS, warp * SEG_N, lane,
+                   pow2);
+#else
+    (void)scales;
+    (void)pow2;
+    OUT_T* dst = out + row * out_stride + p3;
+#pragma unroll
+    for (int r = 0; r < 32; ++r) dst[r << (LOG_N - 5)] = dsa::from_float<OUT_T>(x[r]);
+#endif
+    // The next row's P1 stores reuse the words this row's last phase reads.
+    __syncthreads();
+  }
+#if STAGE
+  cp_async_wait_all();
 #endif
 }
 #endif

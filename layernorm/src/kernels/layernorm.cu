@@ -63,7 +63,13 @@ extern "C" __global__ void __launch_bounds__(MAX_BLOCK)
       for (int e = 0; e < VEC; ++e) v[c * VEC + e] = 0.0f;
     }
   }
+  // The shift is element 0, which team lane 0 holds in v[0] (0 for a row past the end).
+#if CTA
   const float shift = (live && !rms) ? dsa::to_float(xr[0]) : 0.0f;
+#else
+  const float first = __shfl_sync(0xffffffffu, v[0], 0, lanes);
+  const float shift = rms ? 0.0f : first;
+#endif
   // Pass 1: sum of (x - shift), or of x^2 for RMSNorm. Padding slots hold 0 and are skipped.
   float s = 0.0f;
 #pragma unroll
