@@ -32,6 +32,9 @@
 //! 3. **Scores** ([`scores`]): `logit[t,s] = Σ_h w'[t,h] · relu(dot(q8[t,h], k8[s]) · s_k[s])`
 //!    with the e4m3 values multiplied exactly and accumulated in f32 by `mma.sync
 //!    m16n8k32.e4m3` (sm_89+; a shuffle-based scalar emulation on sm_80), `relu(NaN) = 0`.
+//!    Decode on sm_90a uses `wgmma m64nHk32.e4m3` instead: Hopper's FP8 tensor-core sums keep
+//!    fewer bits than f32 (as in DeepGEMM's `fp8_paged_mqa_logits`), so a logit there is within
+//!    about `1e-3` of the largest `|logit|` of its row rather than f32-exact.
 //!    - prefill (ragged): row `t` covers keys `s ∈ [ks[t], ke[t])` of a contiguous key buffer
 //!      `[S, D]` + `[S]` (both clamped to `[0, S]`); every other column of the `[T, stride]`
 //!      logits is `-inf` (DeepGEMM's `fp8_mqa_logits` with clean logits).
@@ -95,7 +98,8 @@
 //! ## Limits
 //! `D ∈ {64, 128}`; `H` a multiple of 16 with `H · D <= 8192`; `R` a multiple of `D/16`;
 //! `P` a power of two `>= 4`; one query token per request in decode (no MTP `next_n > 1` yet); the
-//! scores kernel uses `mma.sync` (no wgmma yet).
+//! prefill scores kernel uses `mma.sync` (no wgmma yet; Hopper lowers FP8 `mma.sync` to f16
+//! conversions and HMMA).
 
 pub mod collective;
 pub mod config;

@@ -5,15 +5,29 @@
 use crate::config::IndexerConfig;
 use crate::error::{IndexerError, Result, check_opt_ptr, check_ptr};
 use crate::launch::{SCORES, launch};
-use crate::variant::{DECODE_STEP, DECODE_WARPS, PREFILL_TILE, PREFILL_WARPS, ScoresVariant};
+use crate::variant::{
+    DECODE_BLOCKS_MMA, DECODE_BLOCKS_WGMMA, DECODE_STEP, DECODE_WARPS, PREFILL_TILE, PREFILL_WARPS,
+    ScoresVariant,
+};
 use cudarc::driver::{CudaStream, DeviceRepr};
 use dsa_jit_cache::DeviceInfo;
 use std::sync::Arc;
 
 /// Largest number of logit columns a prefill block scores (keeps causal work balanced).
 const PREFILL_MAX_COLS: usize = 2048;
-/// Blocks per SM the split heuristics aim for.
+/// Blocks per SM (times two) the prefill split heuristic aims for.
 const BLOCKS_PER_SM: usize = 8;
+
+/// Decode blocks one SM holds at once: the kernel's register budget (its launch bounds) and
+/// shared memory (about 42 KB a block) allow this many on the device's path (wgmma on sm_90,
+/// `mma.sync` elsewhere).
+pub fn decode_blocks_per_sm(device: &DeviceInfo) -> u32 {
+    if device.compute_capability == (9, 0) {
+        DECODE_BLOCKS_WGMMA
+    } else {
+        DECODE_BLOCKS_MMA
+    }
+}
 
 /// How a scores launch splits the logit columns: `splits` blocks of `cols_per_split` per row
 /// group. Depends on host-known sizes only.
@@ -26,10 +40,14 @@ pub struct ColumnSplit {
 }
 
 impl ColumnSplit {
-    /// Decode: enough blocks for `BLOCKS_PER_SM` per SM over `batch` rows.
+    /// Decode: one wave of blocks. Each request gets `floor(slots / batch)` blocks (at least
+    /// one), `slots` being the blocks the device holds at once ([`decode_blocks_per_sm`] per
+    /// SM), so a long context is split across the whole device and no second, mostly empty,
+    /// wave is launched; a block scores whole 64-column tiles.
     pub fn decode(batch: usize, stride: usize, device: &DeviceInfo) -> Self {
         let step = (DECODE_STEP * DECODE_WARPS) as usize;
-        let target = (device.sm_count as usize * BLOCKS_PER_SM).div_ceil(batch.max(1));
+        let slots = device.sm_count as usize * decode_blocks_per_sm(device) as usize;
+        let target = slots / batch.max(1);
         Self::fit(
             stride,
             target.clamp(1, stride.div_ceil(step)),
@@ -343,7 +361,18 @@ mod tests {
         let d = ColumnSplit::decode(64, 65536, &dev);
         assert_eq!(d.cols_per_split % 64, 0);
         assert!(d.splits as usize * d.cols_per_split as usize >= 65536);
-        assert!(64 * d.splits as usize >= 132 * BLOCKS_PER_SM);
+        // One full wave: 64 x 8 blocks of the 132 x 4 the H100 holds.
+        assert_eq!(
+            d,
+            ColumnSplit {
+                splits: 8,
+                cols_per_split: 8192
+            }
+        );
+        let one = ColumnSplit::decode(1, 65536, &dev);
+        assert!(one.splits <= 132 * DECODE_BLOCKS_WGMMA && one.splits >= 132 * 3);
+        let many = ColumnSplit::decode(1000, 65536, &dev);
+        assert_eq!(many.splits, 1);
         let p = ColumnSplit::prefill(8192, 8192, &dev);
         assert!(p.cols_per_split as usize <= PREFILL_MAX_COLS);
         for (rows, stride) in [(1, 1), (1, 7), (3, 1 << 30), (100_000, 65), (0, 5)] {

@@ -12,8 +12,15 @@ pub const DECODE_WARPS: u32 = 4;
 pub const PREFILL_WARPS: u32 = 8;
 /// Keys per shared-memory tile of the prefill scores kernel.
 pub const PREFILL_TILE: u32 = 64;
-/// Columns a decode warp scores per loop step (two MMA tiles of 8 keys).
+/// Columns a decode warp scores per pipeline stage (one 16-key MMA tile); a decode block
+/// scores `DECODE_STEP * DECODE_WARPS` columns per stage.
 pub const DECODE_STEP: u32 = 16;
+/// Shared-memory stages of the decode pipeline (`DECODE_STAGES - 1` tiles in flight per block).
+pub const DECODE_STAGES: u32 = 4;
+/// Decode blocks per SM the register budget is sized for, register (`mma.sync`) path.
+pub const DECODE_BLOCKS_MMA: u32 = 3;
+/// Decode blocks per SM the register budget is sized for, sm_90a (`wgmma`) path.
+pub const DECODE_BLOCKS_WGMMA: u32 = 4;
 
 /// The key and query path module (entry points `KEY` and `QUERY`): input dtype and head dim.
 /// RoPE style and size, page size, eps and scale format are run-time arguments.
@@ -86,7 +93,7 @@ impl fmt::Display for ScoresVariant {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "indexer.scores[e4m3,h={},d={},decode_warps={DECODE_WARPS},prefill_warps={PREFILL_WARPS},tile={PREFILL_TILE}]",
+            "indexer.scores[e4m3,h={},d={},decode_warps={DECODE_WARPS},decode_stages={DECODE_STAGES},decode_blocks={DECODE_BLOCKS_MMA}/{DECODE_BLOCKS_WGMMA},prefill_warps={PREFILL_WARPS},tile={PREFILL_TILE}]",
             self.heads, self.dim
         )
     }
@@ -121,6 +128,9 @@ impl KernelVariant for ScoresVariant {
                 ("H".into(), self.heads.to_string()),
                 ("D".into(), self.dim.to_string()),
                 ("DWARPS".into(), DECODE_WARPS.to_string()),
+                ("DSTAGES".into(), DECODE_STAGES.to_string()),
+                ("DMINB".into(), DECODE_BLOCKS_MMA.to_string()),
+                ("DMINB_WG".into(), DECODE_BLOCKS_WGMMA.to_string()),
                 ("PWARPS".into(), PREFILL_WARPS.to_string()),
                 ("BN".into(), PREFILL_TILE.to_string()),
             ],

@@ -1,0 +1,210 @@
+//! The decode scores kernel alone against the f64 reference, on what the pipeline tests do not
+//! reach: block-table entries outside the cache inside a context, key scales that are zero,
+//! negative or NaN (the literal per-head epilogue), contexts ending inside a 64-key tile and
+//! inside a page, every page size class (one page per tile, several pages per tile, a tile
+//! inside a larger page), one-wave splits of many blocks per row and batches larger than a
+//! wave (one block per row), and explicit column splits.
+
+mod pipeline_common;
+
+use dsa_indexer::cpu::{self, PagedKeys, Quantized};
+use dsa_indexer::scores::{ColumnSplit, PagedScoresArgs, launch_scores_paged};
+use dsa_indexer::{IndexerConfig, ScaleFormat};
+use dsa_jit_cache::dptr;
+use pipeline_common::*;
+use rand::Rng;
+
+/// Random queries and weights, a random cache with odd scales and a table with bad pages, one
+/// launch with `split` (default: the plan's), every logit compared with the reference.
+fn check_paged(
+    what: &str,
+    c: IndexerConfig,
+    lens: &[i32],
+    stride: usize,
+    split: Option<ColumnSplit>,
+    seed: u64,
+) {
+    let g = gpu();
+    let s = &g.stream;
+    let mut r = rng(seed);
+    let (h, d, p) = (c.heads, c.dim, c.page_size);
+    let batch = lens.len();
+    let bt_stride = stride.div_ceil(p) + 1;
+    let pages: usize = lens
+        .iter()
+        .map(|&l| (l.max(1) as usize).div_ceil(p))
+        .sum::<usize>()
+        + 3;
+    let (mut cache, mut table) = random_cache_and_table(&mut r, &c, pages, lens, bt_stride);
+    // Bad page ids inside some contexts: -1 and past the cache.
+    for b in (0..batch).step_by(3) {
+        let cols = (lens[b].max(0) as usize).div_ceil(p);
+        if cols > 1 {
+            table[b * bt_stride + r.random_range(0..cols)] = -1;
+            table[b * bt_stride + r.random_range(0..cols)] = (pages + 7) as i32;
+        }
+    }
+    // Odd scales on a few slots: zero, negative, NaN.
+    let layout = c.cache_layout();
+    for i in 0..(pages * p / 50).max(3) {
+        let slot = r.random_range(0..pages * p);
+        let v = [0.0f32, -0.01, f32::NAN][i % 3];
+        let at = layout.scale_offset(slot);
+        cache.bytes[at..at + 4].copy_from_slice(&v.to_le_bytes());
+    }
+    // Queries as the query path makes them: each (token, head) row of spread-out values
+    // quantized with its own amax (random code bytes would span every binade).
+    let mut q8 = Quantized::default();
+    for _ in 0..batch * h {
+        let row: Vec<f64> = (0..d)
+            .map(|_| r.random_range(-1.0..1.0f64).powi(3))
+            .collect();
+        let (codes, _) = cpu::quantize_row(&row, ScaleFormat::F32);
+        q8.push(&codes, 1.0);
+    }
+    let wq: Vec<f32> = (0..batch * h)
+        .map(|_| r.random_range(-1.0..1.0) / 100.0)
+        .collect();
+    let bt_cols = bt_stride.min(stride.div_ceil(p));
+    let split = split.unwrap_or_else(|| ColumnSplit::decode(batch, stride, &g.info));
+
+    let q8_d = up(s, &q8.codes);
+    let wq_d = up(s, &wq);
+    let cache_d = up(s, &cache.bytes);
+    let table_d = up(s, &table);
+    let lens_d = up(s, lens);
+    let logits = up(s, &vec![f32::NAN; batch * stride]);
+    let row_map = up(s, &vec![-5i32; batch]);
+    let args = PagedScoresArgs {
+        batch,
+        q_fp8: dptr(&q8_d, s),
+        weights: dptr(&wq_d, s),
+        cache: dptr(&cache_d, s),
+        cache_pages: pages,
+        block_table: dptr(&table_d, s),
+        bt_stride,
+        bt_cols,
+        context_lens: dptr(&lens_d, s),
+        logits: dptr(&logits, s),
+        stride,
+        row_map_out: dptr(&row_map, s),
+    };
+    // SAFETY: every buffer above has the shape `PagedScoresArgs` documents.
+    unsafe { launch_scores_paged(&c, s, &args, split) }.unwrap();
+    let got = down(s, &logits);
+    let keys = PagedKeys {
+        cache: &cache,
+        block_table: &table,
+        bt_stride,
+        bt_cols,
+        context_lens: lens,
+    };
+    let want = cpu::scores_paged(h, &q8, &wq, &keys, stride);
+    assert!(
+        got.iter().all(|v| !v.is_nan()),
+        "{what}: a logit was not written ({split:?})"
+    );
+    assert_scores_close(what, &got, &want, &row_scales(&want, stride), stride, 2e-3);
+    assert_eq!(
+        down(s, &row_map),
+        (0..batch as i32).collect::<Vec<_>>(),
+        "{what}: row map"
+    );
+}
+
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn decode_scores_bad_pages_odd_scales_every_page_size() {
+    let lens = [0, 1, 63, 64, 65, 127, 129, 1000, 4097, 3000, 5000, 77];
+    for (i, page_size) in [64usize, 4, 16, 128, 256].into_iter().enumerate() {
+        let c = IndexerConfig {
+            page_size,
+            ..IndexerConfig::default()
+        };
+        check_paged(
+            &format!("P={page_size}"),
+            c,
+            &lens,
+            5003,
+            None,
+            40 + i as u64,
+        );
+    }
+    let small = IndexerConfig {
+        heads: 48,
+        dim: 64,
+        rope_dim: 32,
+        page_size: 32,
+        ..IndexerConfig::default()
+    };
+    check_paged("h48 d64 P=32", small, &lens, 5000, None, 50);
+    let wide = IndexerConfig {
+        heads: 128,
+        dim: 64,
+        rope_dim: 32,
+        ..IndexerConfig::default()
+    };
+    check_paged("h128 d64", wide, &lens[..6], 300, None, 51);
+    let narrow = IndexerConfig {
+        heads: 16,
+        ..IndexerConfig::default()
+    };
+    check_paged("h16 d128", narrow, &lens, 5000, None, 52);
+}
+
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn decode_scores_wave_shapes_and_explicit_splits() {
+    let c = IndexerConfig::default();
+    // One long row: hundreds of blocks of a few tiles each.
+    check_paged("1 x 65536", c, &[65536], 65536, None, 60);
+    check_paged("1 x 65000 of 65536", c, &[65000], 65536, None, 61);
+    // More rows than one wave holds: one block per row, many tiles each.
+    let mut r = rng(62);
+    let lens: Vec<i32> = (0..600).map(|_| r.random_range(0..1500)).collect();
+    check_paged("600 rows", c, &lens, 1500, None, 63);
+    // Explicit splits: one tile per block, and blocks longer than every row.
+    let lens = [5000, 4999, 1, 0, 2049, 64];
+    for cols in [64u32, 192, 8192] {
+        let split = ColumnSplit {
+            splits: 5000u32.div_ceil(cols),
+            cols_per_split: cols,
+        };
+        check_paged(
+            &format!("split {cols}"),
+            c,
+            &lens,
+            5000,
+            Some(split),
+            64 + cols as u64,
+        );
+    }
+}
+
+/// The figures of issue #5 (`dsa bench indexer` times the same launches): decode scores at
+/// 64 x 65536, 1 x 65536 and 64 x 8192 against the copy bandwidth, prefill scores at 8192
+/// causal tokens. Prints only; run with `--nocapture`.
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn decode_and_prefill_scores_timings() {
+    use dsa_indexer::timing::{self, Runs};
+    let g = gpu();
+    let c = IndexerConfig::default();
+    let runs = Runs {
+        warmup: 5,
+        iters: 30,
+    };
+    let copy = dsa_jit_cache::gpu::copy_bandwidth_gbs(&g.stream, 1 << 30).unwrap_or(f64::NAN);
+    eprintln!("device copy bandwidth {copy:.0} GB/s");
+    for (batch, context) in [(64, 65536), (1, 65536), (64, 8192), (128, 32768)] {
+        let t = timing::decode_scores(&g.stream, &c, batch, context, runs).unwrap();
+        eprintln!(
+            "decode scores {batch} x {context}: {:.1} us, {:.0} GB/s ({:.0}% of copy)",
+            t.us,
+            t.gbs,
+            100.0 * t.gbs / copy
+        );
+    }
+    let p = timing::prefill_scores(&g.stream, &c, 8192, runs).unwrap();
+    eprintln!("prefill scores 8192 causal: {p:?}");
+}
