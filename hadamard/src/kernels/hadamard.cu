@@ -224,7 +224,11 @@ __device__ __forceinline__ void cp_async_wait_all() {
 }
 #endif
 
-extern "C" __global__ void __launch_bounds__(LARGE_BLOCK, 1024 / LARGE_BLOCK)
+// At most 64 registers (1024 threads per SM) for 16-bit inputs; f32 inputs (wider stage reads)
+// may use 85 so they do not spill, except at 1024 threads, where 64 is the limit anyway.
+constexpr int LARGE_MIN_BLOCKS = sizeof(IN_T) == 4 && LARGE_BLOCK < 1024 ? 768 / LARGE_BLOCK
+                                                                           : 1024 / LARGE_BLOCK;
+extern "C" __global__ void __launch_bounds__(LARGE_BLOCK, LARGE_MIN_BLOCKS)
     DSA_ENTRY_FWHT(const IN_T* in, OUT_T* out, float* scales, i64 rows, i64 in_stride,
                     i64 out_stride, float scale, int pow2) {
   extern __shared__ float4 smem4[];
@@ -253,14 +257,6 @@ extern "C" __global__ void __launch_bounds__(LARGE_BLOCK, 1024 / LARGE_BLOCK)
 #pragma unroll
     for (int c = 0; c < CH; ++c)
       dsa::load_chunk<IN_T, V>(stage + p1 + c * CHUNK_STRIDE, x + c * V);
-    const i64 next = row + gridDim.x;
-    if (next < rows) {
-      const IN_T* src = in + next * in_stride + p1;
-#pragma unroll
-      for (int c = 0; c < CH; ++c)
-        cp_async16(stage + p1 + c * CHUNK_STRIDE, src + c * CHUNK_STRIDE);
-    }
-    cp_async_commit();
 #else
     const IN_T* src = in + row * in_stride + p1;
 #pragma unroll
@@ -274,6 +270,18 @@ extern "C" __global__ void __launch_bounds__(LARGE_BLOCK, 1024 / LARGE_BLOCK)
       for (int q = 0; q < V / 4; ++q)
         *reinterpret_cast<float4*>(work + swz(p1 + c * CHUNK_STRIDE + 4 * q)) = make_float4(
             x[c * V + 4 * q], x[c * V + 4 * q + 1], x[c * V + 4 * q + 2], x[c * V + 4 * q + 3]);
+#if STAGE
+    // Prefetch the next row into the stage slots read above: after the stores that consume
+    // those reads (the asm's memory clobber keeps them first), so no read can see new data.
+    const i64 next = row + gridDim.x;
+    if (next < rows) {
+      const IN_T* src = in + next * in_stride + p1;
+#pragma unroll
+      for (int c = 0; c < CH; ++c)
+        cp_async16(stage + p1 + c * CHUNK_STRIDE, src + c * CHUNK_STRIDE);
+    }
+    cp_async_commit();
+#endif
     __syncthreads();
     {
       const SwzBases b2(p2);
