@@ -33,8 +33,9 @@
 //!    with the e4m3 values multiplied exactly and accumulated in f32 by `mma.sync
 //!    m16n8k32.e4m3` (sm_89+; a shuffle-based scalar emulation on sm_80), `relu(NaN) = 0`.
 //!    Decode on sm_90a uses `wgmma m64nHk32.e4m3` instead: Hopper's FP8 tensor-core sums keep
-//!    fewer bits than f32 (as in DeepGEMM's `fp8_paged_mqa_logits`), so a logit there is within
-//!    about `1e-3` of the largest `|logit|` of its row rather than f32-exact.
+//!    fewer bits than f32 (as in DeepGEMM's `fp8_paged_mqa_logits`), so a logit there is exact
+//!    to about `1e-4` of its absolute terms `Σ_h |w'| · |s_k| · Σ_d |q8 · k8|`, not of its value
+//!    (a logit that cancels down to a small number carries that absolute error).
 //!    - prefill (ragged): row `t` covers keys `s ∈ [ks[t], ke[t])` of a contiguous key buffer
 //!      `[S, D]` + `[S]` (both clamped to `[0, S]`); every other column of the `[T, stride]`
 //!      logits is `-inf` (DeepGEMM's `fp8_mqa_logits` with clean logits).

@@ -104,7 +104,43 @@ fn check_paged(
         got.iter().all(|v| !v.is_nan()),
         "{what}: a logit was not written ({split:?})"
     );
-    assert_scores_close(what, &got, &want, &row_scales(&want, stride), stride, 2e-3);
+    // Yardstick per cell: the sum of absolute terms, sum_h |w'| |s| sum_k |q k| (Hopper's FP8
+    // tensor-core sums keep fewer bits than f32, so a logit that cancels down to a small value
+    // is only as exact as its largest terms).
+    let decoded: Vec<f64> = (0..=255u8).map(|c| cpu::fp8_decode(c).abs()).collect();
+    let mut worst = 0.0f64;
+    for (i, (&g, &w)) in got.iter().zip(&want).enumerate() {
+        let (b, col) = (i / stride, i % stride);
+        if w == f32::NEG_INFINITY || g == f32::NEG_INFINITY {
+            assert_eq!(g, w, "{what}: row {b} col {col}: mask differs ({split:?})");
+            continue;
+        }
+        let page = table[b * bt_stride + col / p];
+        let (key, scale) = cache.key(page as usize * p + col % p);
+        let scale = if scale.is_nan() {
+            0.0
+        } else {
+            scale.abs() as f64
+        };
+        let bound: f64 = (0..h)
+            .map(|hh| {
+                let q = &q8.codes[(b * h + hh) * d..][..d];
+                let dot: f64 = q
+                    .iter()
+                    .zip(key)
+                    .map(|(&x, &y)| decoded[x as usize] * decoded[y as usize])
+                    .sum();
+                (wq[b * h + hh] as f64).abs() * scale * dot
+            })
+            .sum();
+        let err = (g as f64 - w as f64).abs() / (bound + 1e-30);
+        worst = worst.max(err);
+        assert!(
+            err <= 1e-3,
+            "{what}: row {b} col {col}: gpu {g} vs ref {w} (rel to the absolute terms {err:e}, {split:?})"
+        );
+    }
+    eprintln!("{what}: worst error relative to the absolute terms {worst:e}");
     assert_eq!(
         down(s, &row_map),
         (0..batch as i32).collect::<Vec<_>>(),
