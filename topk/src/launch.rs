@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 // Each function may use the shared memory of its largest launch (a cluster's).
 static KERNELS: Lazy<KernelCache<TopkVariant>> =
-    Lazy::new(|| KernelCache::new(|v| v.dynamic_smem(MAX_CLUSTER)));
+    Lazy::new(|| KernelCache::new(|v| v.dynamic_smem(MAX_CLUSTER, v.buffer_entries())));
 
 /// Device pointers of one launch. All are device addresses (0 = absent).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

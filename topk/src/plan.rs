@@ -1,8 +1,8 @@
 //! Planning: the launch shape from host-known sizes only, and the workspace it needs.
 
-use crate::config::{MAX_K, TopkConfig, Transform};
+use crate::config::{MAX_K, OutputOrder, TopkConfig, Transform};
 use crate::error::{Result, TopkError};
-use crate::variant::{KMAX, MAX_CLUSTER, PER_THREAD, THREADS, TopkVariant};
+use crate::variant::{KMAX, MAX_CLUSTER, PER_THREAD, RESIDENT, THREADS, TopkVariant};
 use dsa_jit_cache::DeviceInfo;
 use dsa_jit_cache::tuning::{TuningDb, topk_bucket};
 
@@ -122,7 +122,8 @@ impl TopkPlan {
                 }
             }),
         };
-        let threads = chosen_threads.unwrap_or_else(|| default_threads(rows, cluster, device));
+        let threads =
+            chosen_threads.unwrap_or_else(|| default_threads(rows, stride, cluster, device));
         let variant = TopkVariant {
             dtype: config.dtype,
             threads,
@@ -174,7 +175,27 @@ impl TopkPlan {
 
     /// Dynamic shared memory of the launch, bytes.
     pub fn dynamic_smem(&self) -> u32 {
-        self.variant.dynamic_smem(self.cluster)
+        self.variant
+            .dynamic_smem(self.cluster, self.buffer_entries())
+    }
+
+    /// Whether every row's segments fit in registers (the kernel then needs no streaming
+    /// buffer): a segment is the row's share of one CTA rounded up to whole chunks, as on the
+    /// device, and the row's length is at most the stride.
+    pub fn resident(&self) -> bool {
+        let v = &self.variant;
+        let seg = self.stride.div_ceil(self.cluster as usize);
+        seg.next_multiple_of(v.chunk() as usize) <= v.tile() as usize
+    }
+
+    /// Entries of the shared buffer this launch gives the kernel: none for resident rows in
+    /// index order, `kmax` for their sort, the streaming buffer otherwise.
+    fn buffer_entries(&self) -> u32 {
+        match (self.resident(), self.config.order) {
+            (true, OutputOrder::Index) => 0,
+            (true, _) => self.variant.kmax,
+            (false, _) => self.variant.buffer_entries(),
+        }
     }
 }
 
@@ -185,12 +206,18 @@ const CLUSTER_PLAN_THREADS: u32 = 512;
 /// (the SM's whole register file and shared memory for one row's segment), else 512, so two
 /// CTAs share an SM and one's barriers overlap the other's loads. This is the winner of every
 /// H100 tuning bucket in BENCHMARKS.md but one (8x131072, 1.08x from it).
-fn default_threads(rows: usize, cluster: u32, device: &DeviceInfo) -> u32 {
+fn default_threads(rows: usize, stride: usize, cluster: u32, device: &DeviceInfo) -> u32 {
     if rows * cluster as usize <= device.sm_count as usize {
-        1024
-    } else {
-        512
+        return 1024;
     }
+    // Many rows: the smallest block that holds a segment in registers, so that more blocks
+    // share an SM and hide each other's barriers; 512 for streamed rows.
+    let seg = stride.div_ceil(cluster as usize);
+    THREADS
+        .into_iter()
+        .filter(|&t| t < 1024)
+        .find(|&t| seg.next_multiple_of((t * PER_THREAD) as usize) <= (t * RESIDENT) as usize)
+        .unwrap_or(512)
 }
 
 /// CTAs per row without a tuned entry: the most (up to the portable cluster size, 8) that keep

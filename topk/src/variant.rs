@@ -10,6 +10,8 @@ const SOURCE: &str = include_str!("kernels/topk.cu");
 pub const THREADS: [u32; 3] = [256, 512, 1024];
 /// Scores each thread filters per chunk (mirrors `PER_THREAD` in topk.cu).
 pub const PER_THREAD: u32 = 8;
+/// Scores a thread holds in registers for a resident segment (mirrors `RESIDENT`).
+pub const RESIDENT: u32 = 16;
 /// Buffer size classes: a variant serves every `k <= kmax`.
 pub const KMAX: [u32; 4] = [512, 1024, 2048, MAX_K as u32];
 /// Largest number of CTAs sharing a row (a thread-block cluster).
@@ -40,16 +42,22 @@ impl TopkVariant {
         self.threads * PER_THREAD
     }
 
-    /// Entries of the shared candidate buffer: `kmax` kept plus room for two chunks
-    /// (mirrors `CAP`).
+    /// Longest segment (a row's share of one CTA) held in registers rather than streamed
+    /// (mirrors `TILE`).
+    pub fn tile(&self) -> u32 {
+        self.threads * RESIDENT
+    }
+
+    /// Entries of the shared candidate buffer of a streaming launch: `kmax` kept plus room for
+    /// two chunks (mirrors `CAP`).
     pub fn buffer_entries(&self) -> u32 {
         self.kmax + 2 * self.chunk()
     }
 
-    /// Dynamic shared memory of a launch with `cluster` CTAs per row: the buffer (8 bytes an
-    /// entry) and, in a cluster, three digit histograms on rank 0.
-    pub fn dynamic_smem(&self, cluster: u32) -> u32 {
-        self.buffer_entries() * 8 + if cluster > 1 { 3 * BINS * 4 } else { 0 }
+    /// Dynamic shared memory of a launch with `cluster` CTAs per row and a buffer of `entries`
+    /// (8 bytes each), after three digit histograms per CTA in a cluster.
+    pub fn dynamic_smem(&self, cluster: u32, entries: u32) -> u32 {
+        entries * 8 + if cluster > 1 { 3 * BINS * 4 } else { 0 }
     }
 
     /// Every supported variant.
@@ -108,7 +116,7 @@ mod tests {
     use super::*;
 
     /// Static shared memory of the kernel (`Shared` in topk.cu), rounded up.
-    const STATIC_SMEM: u32 = 9 * 1024;
+    const STATIC_SMEM: u32 = 17 * 1024;
 
     #[test]
     fn every_variant_has_a_unique_id_and_fits_in_shared_memory() {
@@ -118,7 +126,7 @@ mod tests {
         ids.dedup();
         assert_eq!(ids.len(), all.len());
         for v in all {
-            let total = v.dynamic_smem(MAX_CLUSTER) + STATIC_SMEM;
+            let total = v.dynamic_smem(MAX_CLUSTER, v.buffer_entries()) + STATIC_SMEM;
             assert!(total <= 227 * 1024, "{v}: {total} bytes of shared memory");
             assert!(v.buffer_entries() >= v.kmax + v.chunk());
         }

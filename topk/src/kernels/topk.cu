@@ -8,10 +8,15 @@
 // Keys. A score maps to a 32-bit order key (larger score, larger key; -0.0 == +0.0; NaN above
 // +inf). Real keys are >= 0x007fffff (-inf), so key 0 marks "no candidate".
 //
-// Streaming. A CTA reads its segment of a row in chunks of CHUNK = THREADS * 8 scores, the next
+// Resident segments. A segment of at most TILE = THREADS * 16 scores is loaded into registers
+// at once and selected there: no buffer, no shared-memory copy of the scores.
+//
+// Streaming. A longer segment is read in chunks of CHUNK = THREADS * 8 scores, the next
 // chunk's loads in flight while the current one is filtered. A score enters the buffer (key and
 // index, in index order through block prefix sums, no atomics) when its key is above the floor
-// G. When the next chunk might not fit, `shrink` selects the buffer's exact top-k, compacts it in
+// G, compared as a float (one instruction a score). The first chunk seeds G with one radix
+// digit over its own keys (the low edge of the digit bin holding its k-th largest), so the
+// buffer starts near k entries rather than a whole chunk. When the next chunk might not fit, `shrink` selects the buffer's exact top-k, compacts it in
 // place to those k and raises G to their k-th key K: with tie small a later (larger-index)
 // score must beat K strictly, with tie large it may equal it. So the buffer is always a
 // superset of the segment's top-k, and HBM is read once.
@@ -58,23 +63,36 @@ constexpr int PER_THREAD = 8;                  // scores a thread filters per ch
 constexpr int LOADS = PER_THREAD / VEC;        // 16-byte loads per thread per chunk
 constexpr int CHUNK = THREADS * PER_THREAD;
 constexpr int CAP = KMAX + 2 * CHUNK;          // buffer entries: k kept + room for two chunks
+constexpr int RESIDENT = 16;                   // scores a thread holds for a resident segment
+constexpr int RES_LOADS = RESIDENT / VEC;
+constexpr int TILE = THREADS * RESIDENT;       // longest resident segment
 constexpr int BINS = 2048;
 constexpr int PAIRS = 2;                       // buffer passes: two-entry groups per thread
 constexpr int STRIP = THREADS * PAIRS * 2;     // entries per buffer pass step
 // Two blocks per SM (of up to 1024 threads) must fit the register file: 64 registers a thread
-// from 512 threads up, so that one block's barriers overlap with another's loads.
-constexpr int MIN_BLOCKS = THREADS >= 512 ? 1024 / THREADS : 2;
-static_assert(PER_THREAD % VEC == 0, "a chunk is whole vectors");
+// (4 blocks of 256), so that one block's barriers overlap with another's loads.
+constexpr int MIN_BLOCKS = THREADS >= 512 ? 1024 / THREADS : 4;
+static_assert(PER_THREAD % VEC == 0 && RESIDENT % VEC == 0, "whole vectors");
+static_assert(TILE % CHUNK == 0, "segments are whole chunks");
 
-// Dynamic shared memory: the buffer, then (clusters only) one histogram per radix digit that
-// the cluster's CTAs add into on rank 0.
-constexpr u32 SMEM_BUFFER = CAP * 8;
+// Dynamic shared memory: (clusters only) one histogram per radix digit that the cluster's CTAs
+// add into, bin b on rank b % P; then the buffer, as long as the launch gives it: CAP entries
+// when some segment may stream, else KMAX for the sort (none for index order).
 constexpr u32 SMEM_CLUSTER = 3 * BINS * 4;
 
 __device__ __forceinline__ u32 order_key(float f) {
   f = __fadd_rn(f, 0.0f);                                // -0.0 + 0.0 = +0.0
   const u32 b = f != f ? 0x7fffffffu : __float_as_uint(f);  // one NaN, above +inf
   return b ^ ((u32)((i32)b >> 31) | 0x80000000u);        // negative: ~b, else set the sign bit
+}
+
+// The float f with: key(x) > G exactly when x > f, for every non-NaN x; `!(x <= f)` also
+// passes NaN, so a filter with it may let in more (never fewer) scores than `key > G`.
+__device__ __forceinline__ float floor_value(u32 G) {
+  if (G >= 0xff800000u) return __uint_as_float(0x7f800000u);  // +inf: nothing finite is above
+  if (G == 0x7fffffffu) G = 0x7ffffffeu;  // the key -0.0 would have: compare to -denorm_min
+  // Keys below -inf's give a NaN, which every score passes.
+  return __uint_as_float((G & 0x80000000u) ? (G ^ 0x80000000u) : ~G);
 }
 
 // ---- distributed shared memory (a plain CTA is a cluster of one) --------------------------
@@ -136,11 +154,12 @@ __device__ __forceinline__ void row_sync(u32 P) {
 }
 
 struct Shared {
-  u32 hist[BINS];
+  u32 hist[2][BINS];  // a select's digit histograms by pass parity: one counts, one is cleared
+  u32 bin_sums[2][32];  // find_bin's per-warp sums, by pass parity
+  u32 sel[2][3];        // find_bin's result (bin, need, eq), by pass parity
   u32 part[2 * 64];   // scan partials per (group, warp): at most PAIRS * 32 = 128
   u32 warp_tot[32];
   u32 total;
-  u32 sel_bin, sel_need, sel_eq;
   u32 kth;            // this CTA's floor for the cluster (>=: keys below it never win); 0 none
   u32 wmin[32], wmax[32];
   u32 n_pub, gt_pub, eq_pub, lo_pub, hi_pub;
@@ -238,42 +257,162 @@ __device__ __forceinline__ void ordered_scan(Shared& s, const u32 (&c)[U], u32 (
   __syncthreads();
 }
 
-// ---- radix select over the buffer(s) ------------------------------------------------------
+// ---- radix select over the candidates -----------------------------------------------------
 
 // Which elements a select keeps: key > T, or key == K (K != 0) with rank in [lo, hi) among the
 // elements equal to K in index order.
 struct Cut {
   u32 T, K, lo, hi;
+  // An equal-key rank clamped to the window.
+  __device__ __forceinline__ u32 clamp(u32 r) const { return min(max(r, lo), hi); }
 };
 
-// The bin of `s.hist` (bins above first) where the running count reaches `want`.
-__device__ __forceinline__ void find_bin(Shared& s, u32 want, u32& bin, u32& need, u32& eq) {
-  constexpr int PER = BINS / THREADS > 0 ? BINS / THREADS : 1;
+// The bin of histogram `h` (bins above first) where the running count reaches `want`. Two
+// barriers: the buffers it writes alternate with `h`, and two passes apart are always
+// separated by barriers.
+__device__ __forceinline__ void find_bin(Shared& s, int h, u32 want, u32& bin, u32& need, u32& eq) {
+  constexpr int PER = BINS / THREADS;
+  static_assert(PER * THREADS == BINS, "bins split evenly");
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   u32 c[PER], sum = 0;
 #pragma unroll
   for (int j = 0; j < PER; ++j) {
-    const int i = threadIdx.x * PER + j;
-    c[j] = i < BINS ? s.hist[BINS - 1 - i] : 0u;
+    c[j] = s.hist[h][BINS - 1 - (threadIdx.x * PER + j)];
     sum += c[j];
   }
-  u32 total;
-  u32 above = block_scan(s, sum, total);
+  u32 x = sum;
+#pragma unroll
+  for (int o = 1; o < 32; o <<= 1) {
+    const u32 y = __shfl_up_sync(0xffffffffu, x, o);
+    if (lane >= o) x += y;
+  }
+  if (lane == 31) s.bin_sums[h][warp] = x;
+  __syncthreads();
+  const u32 w = lane < warp ? s.bin_sums[h][lane] : 0u;
+  u32 above = __reduce_add_sync(0xffffffffu, w) + x - sum;
   if (above < want && want <= above + sum) {
 #pragma unroll
     for (int j = 0; j < PER; ++j) {
       if (above < want && want <= above + c[j]) {
-        s.sel_bin = (u32)(BINS - 1 - (threadIdx.x * PER + j));
-        s.sel_need = want - above;
-        s.sel_eq = c[j];
+        s.sel[h][0] = (u32)(BINS - 1 - (threadIdx.x * PER + j));
+        s.sel[h][1] = want - above;
+        s.sel[h][2] = c[j];
       }
       above += c[j];
     }
   }
   __syncthreads();
-  bin = s.sel_bin;
-  need = s.sel_need;
-  eq = s.sel_eq;
-  __syncthreads();  // everyone has read sel_* before they may be overwritten
+  bin = s.sel[h][0];
+  need = s.sel[h][1];
+  eq = s.sel[h][2];
+}
+
+// The cut keeping the `want` largest of the P sources of a row (`want` < `total`, their size;
+// every key in [lo, hi]). The digits cover only the bits where lo and hi differ, most
+// significant first, 11 at a time, so that keys bunched in a narrow range (the buffer above a
+// floor) still spread over the bins. With P > 1 every CTA of the cluster gets the same cut.
+// After `passes` digits the search stops: T is then only a floor (at least `want` keys are
+// above it), not an exact cut.
+//
+// Histogram 0 is zero on entry and on return (the kernel clears it before its first barrier),
+// and a barrier separates calls.
+template <class Src>
+__device__ Cut select_cut(Shared& s, const Src& src, u32 want, u32 total, u32 lo, u32 hi,
+                          bool tie_large, u32 P, u32* chist, int passes = 3) {
+  int bits = lo == hi ? 0 : 32 - __clz(lo ^ hi);
+  u32 mask = bits == 32 ? 0u : ~((1u << bits) - 1u);
+  u32 prefix = lo & mask, need = want, eq = total;
+  bool floor_only = false;
+  int pass = 0;
+#pragma unroll 1
+  for (; bits > 0; ++pass) {
+    // Only floors are ever asked to stop early, and a bin's low edge is a floor.
+    if (pass == passes) { floor_only = true; break; }
+    const int h = pass & 1;
+    const int width = bits < 11 ? bits : 11, shift = bits - width;
+    const u32 nb = 1u << width;
+    // The other histogram's last reader (the previous pass's find_bin) is behind a barrier.
+    for (int b = threadIdx.x; b < BINS; b += THREADS) s.hist[h ^ 1][b] = 0;
+    src.each([&](u32 key) {
+      if (((key ^ prefix) & mask) == 0) atomicAdd(&s.hist[h][(key >> shift) & (nb - 1)], 1u);
+    });
+    __syncthreads();
+    if (P > 1) {
+      // Bin b is summed on rank b % P, so no CTA takes every peer's additions.
+      const u32 sum = smem_addr(chist + pass * BINS);
+      for (int b = threadIdx.x; b < (int)nb; b += THREADS)
+        if (s.hist[h][b]) peer_add(peer(sum + 4 * b, b % P), s.hist[h][b]);
+      cluster_sync();
+      for (int b = threadIdx.x; b < (int)nb; b += THREADS)
+        s.hist[h][b] = peer_load(peer(sum + 4 * b, b % P));
+      __syncthreads();
+    }
+    u32 bin;
+    find_bin(s, h, want, bin, need, eq);
+    prefix |= bin << shift;
+    mask |= (nb - 1) << shift;
+    want = need;
+    bits = shift;
+    // The bin is taken whole: exactly the keys >= its prefix are in. (A chosen bin is never
+    // empty, so its prefix is at least the key of -inf, never 0.)
+    if (need == eq && bits > 0) { floor_only = true; ++pass; break; }
+  }
+  if (pass > 0 && ((pass - 1) & 1) == 0)  // the last pass counted in histogram 0
+    for (int b = threadIdx.x; b < BINS; b += THREADS) s.hist[0][b] = 0;
+  if (floor_only) return Cut{prefix - 1, 0u, 0u, 0u};
+  const u32 first = tie_large ? eq - need : 0u;
+  return Cut{prefix, prefix, first, first + need};
+}
+
+// Elements of a source above the cut and equal to its K.
+template <class Src>
+__device__ __forceinline__ void count_cut(Shared& s, const Src& src, const Cut& c, u32& gt,
+                                          u32& eq) {
+  u32 g = 0, e = 0;
+  src.each([&](u32 key) {
+    g += key > c.T;
+    e += c.K != 0 && key == c.K;
+  });
+  u32 both;
+  block_scan(s, g | (e << 16), both);  // both totals stay below 2^16 (a source holds <= CAP)
+  gt = both & 0xffffu;
+  eq = both >> 16;
+}
+
+// One ordered step of `keep_cut` over U groups of E entries a thread (key in the high word, 0
+// for none), laid out as `ordered_scan` expects; `gt_run`/`eq_run` count the row's elements
+// above the cut / equal to K before the step.
+template <int U, int E, class Entry, class Emit>
+__device__ __forceinline__ void keep_step(Shared& s, Entry entry, const Cut& c, u32 base,
+                                          u32& gt_run, u32& eq_run, Emit emit) {
+  u32 cnt[U], excl[U], total;
+#pragma unroll
+  for (int u = 0; u < U; ++u) {
+    u32 g = 0, q = 0;
+#pragma unroll
+    for (int v = 0; v < E; ++v) {
+      const u32 key = (u32)(entry(u, v) >> 32);
+      g += key > c.T;
+      q += c.K != 0 && key == c.K;
+    }
+    cnt[u] = g | (q << 16);
+  }
+  ordered_scan<U>(s, cnt, excl, total);
+#pragma unroll
+  for (int u = 0; u < U; ++u) {
+    u32 gb = gt_run + (excl[u] & 0xffffu), qb = eq_run + (excl[u] >> 16);
+#pragma unroll
+    for (int v = 0; v < E; ++v) {
+      const u64 e = entry(u, v);
+      const u32 key = (u32)(e >> 32);
+      const bool is_gt = key > c.T, is_eq = c.K != 0 && key == c.K;
+      if (is_gt || (is_eq && qb >= c.lo && qb < c.hi)) emit(gb + c.clamp(qb) - c.lo - base, e);
+      gb += is_gt;
+      qb += is_eq;
+    }
+  }
+  gt_run += total & 0xffffu;
+  eq_run += total >> 16;
 }
 
 // High word of buffer entry i: its key.
@@ -281,108 +420,70 @@ __device__ __forceinline__ u32 key_at(const u64* buf, u32 i) {
   return reinterpret_cast<const u32*>(buf)[2 * i + 1];
 }
 
-// The cut keeping the `want` largest of the P buffers of a row (`want` < `total`, their size;
-// every key in [lo, hi]). The digits cover only the bits where lo and hi differ, most
-// significant first, 11 at a time, so that keys bunched in a narrow range (the buffer above a
-// floor) still spread over the bins. With P > 1 every CTA of the cluster gets the same cut.
-__device__ Cut select_cut(Shared& s, const u64* buf, u32 n, u32 want, u32 total, u32 lo, u32 hi,
-                          bool tie_large, u32 P, u32* chist) {
-  int bits = lo == hi ? 0 : 32 - __clz(lo ^ hi);
-  u32 mask = bits == 32 ? 0u : ~((1u << bits) - 1u);
-  u32 prefix = lo & mask, need = want, eq = total;
-#pragma unroll 1
-  for (int pass = 0; bits > 0; ++pass) {
-    const int width = bits < 11 ? bits : 11, shift = bits - width;
-    const u32 nb = 1u << width;
-    for (int b = threadIdx.x; b < BINS; b += THREADS) s.hist[b] = 0;
-    __syncthreads();
+// Candidates in the shared-memory buffer: entries (key << 32 | position) in index order.
+struct BufferKeys {
+  const u64* buf;
+  u32 n;
+  template <class F>
+  __device__ __forceinline__ void each(F f) const {
 #pragma unroll 4
-    for (u32 i = threadIdx.x; i < n; i += THREADS) {
-      const u32 key = key_at(buf, i);
-      if (((key ^ prefix) & mask) == 0) atomicAdd(&s.hist[(key >> shift) & (nb - 1)], 1u);
-    }
-    __syncthreads();
-    if (P > 1) {
-      const u32 sum = peer(smem_addr(chist + pass * BINS), 0);
-      for (int b = threadIdx.x; b < (int)nb; b += THREADS)
-        if (s.hist[b]) peer_add(sum + 4 * b, s.hist[b]);
-      cluster_sync();
-      for (int b = threadIdx.x; b < (int)nb; b += THREADS) s.hist[b] = peer_load(sum + 4 * b);
-      __syncthreads();
-    }
-    u32 bin;
-    find_bin(s, want, bin, need, eq);
-    prefix |= bin << shift;
-    mask |= (nb - 1) << shift;
-    want = need;
-    bits = shift;
-    // The bin is taken whole: exactly the keys >= its prefix are in.
-    if (need == eq && bits > 0) return Cut{prefix - 1, 0u, 0u, 0u};
+    for (u32 i = threadIdx.x; i < n; i += THREADS) f(key_at(buf, i));
   }
-  const u32 first = tie_large ? eq - need : 0u;
-  return Cut{prefix, prefix, first, first + need};
-}
-
-// Elements above the cut and equal to its K in a buffer.
-__device__ __forceinline__ void count_cut(Shared& s, const u64* buf, u32 n, const Cut& c, u32& gt,
-                                          u32& eq) {
-  u32 g = 0, e = 0;
-  for (u32 i = threadIdx.x; i < n; i += THREADS) {
-    const u32 key = key_at(buf, i);
-    g += key > c.T;
-    e += c.K != 0 && key == c.K;
-  }
-  u32 both;
-  block_scan(s, g | (e << 16), both);  // both totals stay below 2^16 (n <= CAP)
-  gt = both & 0xffffu;
-  eq = both >> 16;
-}
-
-// Pass over buf[0, n) in index order handing each element of the cut to emit(position, entry);
-// positions are `base`-relative where the row's earlier CTAs contribute `gt_base` elements above
-// the cut and `eq_base` equal to K. In place is safe: an element never moves to a later slot.
-// Returns how many this CTA keeps.
-template <class Emit>
-__device__ u32 keep_cut(Shared& s, const u64* buf, u32 n, const Cut& c, u32 gt_base, u32 eq_base,
-                        Emit emit) {
-  const auto clampw = [&](u32 r) { return min(max(r, c.lo), c.hi); };
-  const u32 base = gt_base + clampw(eq_base) - c.lo;
-  u32 gt_run = gt_base, eq_run = eq_base;
+  template <class Emit>
+  __device__ __forceinline__ void keep_steps(Shared& s, const Cut& c, u32 base, u32& gt_run,
+                                             u32& eq_run, Emit emit) const {
 #pragma unroll 1
-  for (u32 strip = 0; strip < n; strip += STRIP) {
-    u64 e[PAIRS][2];
-    u32 cnt[PAIRS], excl[PAIRS], total;
+    for (u32 strip = 0; strip < n; strip += STRIP) {
+      u64 e[PAIRS][2];
 #pragma unroll
-    for (int u = 0; u < PAIRS; ++u) {
-      const u32 i = strip + (u * THREADS + threadIdx.x) * 2;
-      e[u][0] = i < n ? buf[i] : 0ull;
-      e[u][1] = i + 1 < n ? buf[i + 1] : 0ull;
-      u32 g = 0, q = 0;
-#pragma unroll
-      for (int v = 0; v < 2; ++v) {
-        const u32 key = (u32)(e[u][v] >> 32);
-        g += key > c.T;
-        q += c.K != 0 && key == c.K;
+      for (int u = 0; u < PAIRS; ++u) {
+        const u32 i = strip + (u * THREADS + threadIdx.x) * 2;
+        e[u][0] = i < n ? buf[i] : 0ull;
+        e[u][1] = i + 1 < n ? buf[i + 1] : 0ull;
       }
-      cnt[u] = g | (q << 16);
+      keep_step<PAIRS, 2>(s, [&](int u, int v) { return e[u][v]; }, c, base, gt_run, eq_run,
+                          emit);
     }
-    ordered_scan<PAIRS>(s, cnt, excl, total);
-#pragma unroll
-    for (int u = 0; u < PAIRS; ++u) {
-      u32 gb = gt_run + (excl[u] & 0xffffu), qb = eq_run + (excl[u] >> 16);
-#pragma unroll
-      for (int v = 0; v < 2; ++v) {
-        const u32 key = (u32)(e[u][v] >> 32);
-        const bool is_gt = key > c.T, is_eq = c.K != 0 && key == c.K;
-        if (is_gt || (is_eq && qb >= c.lo && qb < c.hi)) emit(gb + clampw(qb) - c.lo - base, e[u][v]);
-        gb += is_gt;
-        qb += is_eq;
-      }
-    }
-    gt_run += total & 0xffffu;
-    eq_run += total >> 16;
   }
-  return gt_run - gt_base + clampw(eq_run) - clampw(eq_base);
+};
+
+// Candidates in registers: L vectors of VEC keys a thread, vector u of thread t at positions
+// s0 + (u * THREADS + t) * VEC + [0, VEC); key 0 for a slot past the segment's end.
+template <int L>
+struct RegisterKeys {
+  u32 key[L][VEC];
+  u32 s0;
+  template <class F>
+  __device__ __forceinline__ void each(F f) const {
+#pragma unroll
+    for (int u = 0; u < L; ++u)
+#pragma unroll
+      for (int v = 0; v < VEC; ++v)
+        if (key[u][v]) f(key[u][v]);
+  }
+  template <class Emit>
+  __device__ __forceinline__ void keep_steps(Shared& s, const Cut& c, u32 base, u32& gt_run,
+                                             u32& eq_run, Emit emit) const {
+    keep_step<L, VEC>(
+        s,
+        [&](int u, int v) {
+          return ((u64)key[u][v] << 32) | (s0 + (u * THREADS + threadIdx.x) * VEC + v);
+        },
+        c, base, gt_run, eq_run, emit);
+  }
+};
+
+// Pass over a source in index order handing each element of the cut to emit(position, entry);
+// positions are `base`-relative where the row's earlier CTAs contribute `gt_base` elements above
+// the cut and `eq_base` equal to K. In place in the buffer is safe: an element never moves to a
+// later slot. Returns how many this CTA keeps.
+template <class Src, class Emit>
+__device__ u32 keep_cut(Shared& s, const Src& src, const Cut& c, u32 gt_base, u32 eq_base,
+                        Emit emit) {
+  const u32 base = gt_base + c.clamp(eq_base) - c.lo;
+  u32 gt_run = gt_base, eq_run = eq_base;
+  src.keep_steps(s, c, base, gt_run, eq_run, emit);
+  return gt_run - gt_base + c.clamp(eq_run) - c.clamp(eq_base);
 }
 
 // ---- the row's window, requests and the fused transform -----------------------------------
@@ -416,19 +517,21 @@ __device__ __forceinline__ i32 transform_index(const Params& p, int row, int req
   return entry < 0 ? -1 : (entry << p.page_log2) + (idx & ((1 << p.page_log2) - 1));
 }
 
-// ---- streaming ------------------------------------------------------------------------------
+// ---- loading and streaming ------------------------------------------------------------------
 
-// Raw 16-byte vectors of one chunk; slots outside [c0, end) are filled with zeros and masked
+// Raw 16-byte vectors, L a thread; slots outside [c0, end) are filled with zeros and masked
 // when keyed. Vector u of thread t holds positions c0 + (u * THREADS + t) * VEC + [0, VEC).
 // Positions are 32-bit: a row is at most 2^31 - 1 long.
-struct Chunk {
-  uint4 v[LOADS];
+template <int L>
+struct Vecs {
+  uint4 v[L];
 };
 
-__device__ __forceinline__ void load_chunk(Chunk& ch, const SCORE_T* rowp, bool aligned, u32 c0,
-                                           u32 end) {
+template <int L>
+__device__ __forceinline__ void load_vecs(Vecs<L>& ch, const SCORE_T* rowp, bool aligned, u32 c0,
+                                          u32 end) {
 #pragma unroll
-  for (int u = 0; u < LOADS; ++u) {
+  for (int u = 0; u < L; ++u) {
     const u32 q0 = c0 + (u * THREADS + threadIdx.x) * VEC;
     if (aligned && q0 + VEC <= end) {
       ch.v[u] = __ldg(reinterpret_cast<const uint4*>(rowp + q0));
@@ -441,6 +544,36 @@ __device__ __forceinline__ void load_chunk(Chunk& ch, const SCORE_T* rowp, bool 
       ch.v[u] = x.v;
     }
   }
+}
+
+__device__ __forceinline__ bool is_aligned(const SCORE_T* rowp) {
+  return (reinterpret_cast<u64>(rowp) & 15u) == 0;
+}
+
+// The score in slot v of vector u.
+template <int L>
+__device__ __forceinline__ float score_at(const Vecs<L>& ch, int u, int v) {
+  union { uint4 v; SCORE_T e[VEC]; } x;
+  x.v = ch.v[u];
+  return dsa::to_float(x.e[v]);
+}
+
+// The keys of loaded vectors (0 past `end`); widens [lo, hi] to cover them.
+template <int L>
+__device__ __forceinline__ RegisterKeys<L> keys_of(const Vecs<L>& ch, u32 c0, u32 end, u32& lo,
+                                                   u32& hi) {
+  RegisterKeys<L> r;
+  r.s0 = c0;
+#pragma unroll
+  for (int u = 0; u < L; ++u)
+#pragma unroll
+    for (int v = 0; v < VEC; ++v) {
+      const bool in = c0 + (u * THREADS + threadIdx.x) * VEC + v < end;
+      const u32 key = in ? order_key(score_at(ch, u, v)) : 0u;
+      r.key[u][v] = key;
+      if (in) { lo = min(lo, key); hi = max(hi, key); }
+    }
+  return r;
 }
 
 // The largest floor the other CTAs of the cluster published, as a strict bound (a key must be
@@ -458,42 +591,58 @@ struct Stream {
   u32 n, lo, hi;
 };
 
+// The least key that may still win after cutting the first `k` of some of the segment's
+// scores with `c`: K after an exact cut, else T + 1. Published to the cluster, whose other CTAs
+// then need key >= it (equal keys elsewhere may win on index).
+__device__ __forceinline__ u32 publish_floor(Shared& s, const Cut& c) {
+  const u32 least = c.K != 0 ? c.K : c.T + 1;
+  if (threadIdx.x == 0) atomicMax(&s.kth, least);
+  return least;
+}
+
 // Cut the buffer down to its top k and raise the floor G.
 __device__ __forceinline__ void shrink(Shared& s, u64* buf, Stream& st, u32 k, bool tie_large,
                                        u32& G) {
   u32 lo = st.lo, hi = st.hi;
   block_minmax(s, lo, hi);
-  const Cut c = select_cut(s, buf, st.n, k, st.n, lo, hi, tie_large, 1, nullptr);
-  st.n = keep_cut(s, buf, st.n, c, 0, 0, [&](u32 pos, u64 e) { buf[pos] = e; });
+  const BufferKeys src{buf, st.n};
+  const Cut c = select_cut(s, src, k, st.n, lo, hi, tie_large, 1, nullptr);
+  st.n = keep_cut(s, src, c, 0, 0, [&](u32 pos, u64 e) { buf[pos] = e; });
   __syncthreads();
-  // Exact cut: later scores need key > K (tie small) or >= K (tie large). Bin cut: >= its low.
-  const u32 least = c.K != 0 ? c.K : c.T + 1;  // every kept key is >= least
+  // Later scores of this segment need key > K with tie small (they lose to the kept equal
+  // ones), >= K with tie large, and key > T after a bin cut.
   G = max(G, c.K != 0 ? (tie_large ? c.K - 1 : c.K) : c.T);
-  st.lo = max(st.lo, least);
-  if (threadIdx.x == 0) atomicMax(&s.kth, least);
+  st.lo = max(st.lo, publish_floor(s, c));
 }
 
 // Stream positions [s0, s1) of the row into the buffer.
 __device__ Stream stream_segment(Shared& s, u64* buf, const SCORE_T* rowp, u32 s0, u32 s1, u32 k,
                                  bool tie_large, u32 P) {
-  const bool aligned = (reinterpret_cast<u64>(rowp) & 15u) == 0;
+  const bool aligned = is_aligned(rowp);
   Stream st{0u, 0xffffffffu, 0u};
   u32 G = 0;
-  Chunk cur, nxt = {};
-  if (s0 < s1) load_chunk(cur, rowp, aligned, s0, s1);
+  Vecs<LOADS> cur, nxt = {};
+  if (s0 < s1) load_vecs(cur, rowp, aligned, s0, s1);
 #pragma unroll 1
   for (u32 c0 = s0; c0 < s1; c0 += CHUNK) {
-    if (c0 + CHUNK < s1) load_chunk(nxt, rowp, aligned, c0 + CHUNK, s1);
+    if (c0 + CHUNK < s1) load_vecs(nxt, rowp, aligned, c0 + CHUNK, s1);
+    const bool whole = c0 + CHUNK <= s1;  // only the last chunk of a segment checks positions
+    if (c0 == s0 && whole && (u32)CHUNK > k) {
+      // Seed G with one digit over the first chunk's keys: at least k of them are above it.
+      u32 lo = 0xffffffffu, hi = 0u;
+      const RegisterKeys<LOADS> first = keys_of(cur, c0, s1, lo, hi);
+      block_minmax(s, lo, hi);
+      // The chunk itself is filtered next, so its own keys equal to the floor must pass.
+      const Cut c = select_cut(s, first, k, CHUNK, lo, hi, tie_large, 1, nullptr, 1);
+      G = max(G, publish_floor(s, c) - 1);
+    }
     if (st.n + CHUNK > CAP) shrink(s, buf, st, k, tie_large, G);
     if (P > 1) G = max(G, cluster_floor(s, P));
-    // Keys are recomputed after the scan rather than held across it (register pressure); only
-    // the last chunk of a segment checks positions.
-    const bool whole = c0 + CHUNK <= s1;
-    const auto key_of = [&](int u, int v) {
-      union { uint4 v; SCORE_T e[VEC]; } x;
-      x.v = cur.v[u];
-      const u32 key = order_key(dsa::to_float(x.e[v]));
-      return whole || c0 + (u * THREADS + threadIdx.x) * VEC + v < s1 ? key : 0u;
+    // The filter and the append use the same predicate, so the scan's slots are all filled.
+    const float Gf = floor_value(G);
+    const auto passes = [&](int u, int v) {
+      return !(score_at(cur, u, v) <= Gf) &&
+             (whole || c0 + (u * THREADS + threadIdx.x) * VEC + v < s1);
     };
     u32 cnt[LOADS];
     bool any = false;
@@ -501,7 +650,7 @@ __device__ Stream stream_segment(Shared& s, u64* buf, const SCORE_T* rowp, u32 s
     for (int u = 0; u < LOADS; ++u) {
       cnt[u] = 0;
 #pragma unroll
-      for (int v = 0; v < VEC; ++v) cnt[u] += key_of(u, v) > G;
+      for (int v = 0; v < VEC; ++v) cnt[u] += passes(u, v);
       any |= cnt[u] != 0;
     }
     if (__syncthreads_or(any)) {
@@ -513,8 +662,8 @@ __device__ Stream stream_segment(Shared& s, u64* buf, const SCORE_T* rowp, u32 s
         u32 at = st.n + excl[u];
 #pragma unroll
         for (int v = 0; v < VEC; ++v) {
-          const u32 key = key_of(u, v);
-          if (key > G) {
+          if (passes(u, v)) {
+            const u32 key = order_key(score_at(cur, u, v));
             buf[at++] = ((u64)key << 32) | (q0 + v);
             st.lo = min(st.lo, key);
             st.hi = max(st.hi, key);
@@ -565,46 +714,16 @@ __device__ void write_sorted(const Params& p, u64* buf, u32 n, int row, int req,
   }
 }
 
-}  // namespace topk
-
-using namespace topk;
-
-// Grid (rows * P): CTAs [row * P, row * P + P) form one cluster and share row `row`.
-extern "C" __global__ void __launch_bounds__(THREADS, MIN_BLOCKS) DSA_ENTRY_TOPK(const Params p) {
-  __shared__ Shared s;
-  extern __shared__ uint4 dyn_smem[];
-  u64* buf = reinterpret_cast<u64*>(dyn_smem);
-  u32* chist = reinterpret_cast<u32*>(buf + CAP);
-  const u32 P = (u32)p.cluster;
-  const int row = blockIdx.x / P;
-  const u32 rank = blockIdx.x % P;
+// Select the row's top-k over the P sources of its cluster (this CTA's holds n keys in
+// [lo, hi], or none with lo > hi) and write it.
+template <class Src>
+__device__ void finish(const Params& p, Shared& s, u64* buf, u32* chist, const Src& src, u32 n,
+                       u32 lo, u32 hi, int row, int req, u32 rank, u32 P) {
   const u32 k = (u32)p.k;
   const bool tie_large = p.tie_large != 0;
-  i64 start, len;
-  row_window(p, row, start, len);
-  const int req = p.transform == 2 ? find_request(p, row) : -1;
   i32* out = p.out + (i64)row * p.k;
-  if (!p.sorted && len <= (i64)k) {
-    // Every candidate is in the set and the order is by index: no score needs reading. The
-    // whole cluster takes this branch, so no cluster barrier is skipped by some of it.
-    if (rank == 0)
-      for (int j = threadIdx.x; j < p.k; j += THREADS) out[j] = transform_index(p, row, req, j < len ? j : -1);
-    return;
-  }
-  if (threadIdx.x == 0) s.kth = 0;
-  if (P > 1 && rank == 0)
-    for (int i = threadIdx.x; i < 3 * BINS; i += THREADS) chist[i] = 0;
-  row_sync(P);  // peers have started, floors and cluster histograms are zero
-
-  // Segments are whole chunks, so every vector load of an aligned row stays aligned.
-  const i64 seg = ((len + P - 1) / P + CHUNK - 1) / CHUNK * CHUNK;
-  const u32 s0 = (u32)min(len, (i64)rank * seg), s1 = (u32)min(len, (i64)s0 + seg);
-  const SCORE_T* rowp = reinterpret_cast<const SCORE_T*>(p.scores) + (i64)row * p.stride + start;
-  Stream st = stream_segment(s, buf, rowp, s0, s1, k, tie_large, P);
-  const u32 n = st.n;
-
   // The union's size decides whether anything must be cut; its key range sets the digits.
-  u32 total = n, lo = st.lo, hi = st.hi;
+  u32 total = n;
   block_minmax(s, lo, hi);
   if (P > 1) {
     if (threadIdx.x == 0) { s.n_pub = n; s.lo_pub = lo; s.hi_pub = hi; }
@@ -616,13 +735,13 @@ extern "C" __global__ void __launch_bounds__(THREADS, MIN_BLOCKS) DSA_ENTRY_TOPK
       hi = max(hi, peer_load(peer(smem_addr(&s.hi_pub), r)));
     }
   }
-  const Cut c = total > k ? select_cut(s, buf, n, k, total, lo, hi, tie_large, P, chist)
+  const Cut c = total > k ? select_cut(s, src, k, total, lo, hi, tie_large, P, chist)
                           : Cut{0u, 0u, 0u, 0u};
   const u32 kept_all = min(total, k);
   u32 gt_base = 0, eq_base = 0;
   if (P > 1) {
     u32 gt, eq;
-    count_cut(s, buf, n, c, gt, eq);
+    count_cut(s, src, c, gt, eq);
     if (threadIdx.x == 0) { s.gt_pub = gt; s.eq_pub = eq; }
     cluster_sync();
     for (u32 r = 0; r < rank; ++r) {
@@ -630,9 +749,9 @@ extern "C" __global__ void __launch_bounds__(THREADS, MIN_BLOCKS) DSA_ENTRY_TOPK
       eq_base += peer_load(peer(smem_addr(&s.eq_pub), r));
     }
   }
-  const u32 out_base = gt_base + min(max(eq_base, c.lo), c.hi) - c.lo;
+  const u32 out_base = gt_base + c.clamp(eq_base) - c.lo;
   if (!p.sorted) {
-    keep_cut(s, buf, n, c, gt_base, eq_base, [&](u32 pos, u64 e) {
+    keep_cut(s, src, c, gt_base, eq_base, [&](u32 pos, u64 e) {
       out[out_base + pos] = transform_index(p, row, req, (i32)(u32)e);
     });
     if (rank == 0)
@@ -640,7 +759,7 @@ extern "C" __global__ void __launch_bounds__(THREADS, MIN_BLOCKS) DSA_ENTRY_TOPK
     if (P > 1) cluster_sync();  // peers have read our counts before we exit
     return;
   }
-  const u32 kept = keep_cut(s, buf, n, c, gt_base, eq_base, [&](u32 pos, u64 e) { buf[pos] = e; });
+  const u32 kept = keep_cut(s, src, c, gt_base, eq_base, [&](u32 pos, u64 e) { buf[pos] = e; });
   __syncthreads();
   if (P > 1) {
     // Gather the set on rank 0 (each CTA's share lands at its output offset), sort there.
@@ -653,4 +772,52 @@ extern "C" __global__ void __launch_bounds__(THREADS, MIN_BLOCKS) DSA_ENTRY_TOPK
     if (rank > 0) return;
   }
   write_sorted(p, buf, kept_all, row, req, tie_large);
+}
+
+}  // namespace topk
+
+using namespace topk;
+
+// Grid (rows * P): CTAs [row * P, row * P + P) form one cluster and share row `row`.
+extern "C" __global__ void __launch_bounds__(THREADS, MIN_BLOCKS) DSA_ENTRY_TOPK(const Params p) {
+  __shared__ Shared s;
+  extern __shared__ uint4 dyn_smem[];
+  const u32 P = (u32)p.cluster;
+  u32* chist = reinterpret_cast<u32*>(dyn_smem);
+  u64* buf = reinterpret_cast<u64*>(reinterpret_cast<char*>(dyn_smem) + (P > 1 ? SMEM_CLUSTER : 0));
+  const int row = blockIdx.x / P;
+  const u32 rank = blockIdx.x % P;
+  i64 start, len;
+  row_window(p, row, start, len);
+  const int req = p.transform == 2 ? find_request(p, row) : -1;
+  if (!p.sorted && len <= (i64)p.k) {
+    // Every candidate is in the set and the order is by index: no score needs reading. The
+    // whole cluster takes this branch, so no cluster barrier is skipped by some of it.
+    i32* out = p.out + (i64)row * p.k;
+    if (rank == 0)
+      for (int j = threadIdx.x; j < p.k; j += THREADS) out[j] = transform_index(p, row, req, j < len ? j : -1);
+    return;
+  }
+  if (threadIdx.x == 0) s.kth = 0;
+  for (int b = threadIdx.x; b < BINS; b += THREADS) s.hist[0][b] = 0;
+  if (P > 1)
+    for (int i = threadIdx.x; i < 3 * BINS; i += THREADS) chist[i] = 0;
+
+  // Segments are whole chunks, so every vector load of an aligned row stays aligned. Every CTA
+  // of a cluster sees the same `seg`, so all take the same path below.
+  const i64 seg = ((len + P - 1) / P + CHUNK - 1) / CHUNK * CHUNK;
+  const u32 s0 = (u32)min(len, (i64)rank * seg), s1 = (u32)min(len, (i64)s0 + seg);
+  const SCORE_T* rowp = reinterpret_cast<const SCORE_T*>(p.scores) + (i64)row * p.stride + start;
+  if (seg <= TILE) {
+    // finish's first barrier covers the zeroing above (no peer is read before it).
+    Vecs<RES_LOADS> raw;
+    load_vecs(raw, rowp, is_aligned(rowp), s0, s1);
+    u32 lo = 0xffffffffu, hi = 0u;
+    const RegisterKeys<RES_LOADS> keys = keys_of(raw, s0, s1, lo, hi);
+    finish(p, s, buf, chist, keys, s1 - s0, lo, hi, row, req, rank, P);
+  } else {
+    row_sync(P);  // peers have started, floors and cluster histograms are zero
+    const Stream st = stream_segment(s, buf, rowp, s0, s1, (u32)p.k, p.tie_large != 0, P);
+    finish(p, s, buf, chist, BufferKeys{buf, st.n}, st.n, st.lo, st.hi, row, req, rank, P);
+  }
 }
