@@ -67,6 +67,7 @@ constexpr int RESIDENT = 16;                   // scores a thread holds for a re
 constexpr int RES_LOADS = RESIDENT / VEC;
 constexpr int TILE = THREADS * RESIDENT;       // longest resident segment
 constexpr int BINS = 2048;
+constexpr int LIST = 2048;                     // keys a resident select narrows to after a digit
 constexpr int PAIRS = 2;                       // buffer passes: two-entry groups per thread
 constexpr int STRIP = THREADS * PAIRS * 2;     // entries per buffer pass step
 // Two blocks per SM (of up to 1024 threads) must fit the register file: 64 registers a thread
@@ -157,6 +158,9 @@ struct Shared {
   u32 hist[2][BINS];  // a select's digit histograms by pass parity: one counts, one is cleared
   u32 bin_sums[2][32];  // find_bin's per-warp sums, by pass parity
   u32 sel[2][3];        // find_bin's result (bin, need, eq), by pass parity
+  u32 list[LIST];       // keys of a resident segment in the bin its first digit chose
+  u32 list_n;
+  u32 sink[32];         // per-lane targets of histogram increments that count nothing
   u32 part[2 * 64];   // scan partials per (group, warp): at most PAIRS * 32 = 128
   u32 warp_tot[32];
   u32 total;
@@ -307,39 +311,57 @@ __device__ __forceinline__ void find_bin(Shared& s, int h, u32 want, u32& bin, u
   eq = s.sel[h][2];
 }
 
-// The cut keeping the `want` largest of the P sources of a row (`want` < `total`, their size;
-// every key in [lo, hi]). The digits cover only the bits where lo and hi differ, most
-// significant first, 11 at a time, so that keys bunched in a narrow range (the buffer above a
-// floor) still spread over the bins. With P > 1 every CTA of the cluster gets the same cut.
-// After `passes` digits the search stops: T is then only a floor (at least `want` keys are
-// above it), not an exact cut.
-//
-// Histogram 0 is zero on entry and on return (the kernel clears it before its first barrier),
-// and a barrier separates calls.
+// Add 1 to the shared counter at `addr` when `p`, else to this lane's slot of `sink`: always
+// one reduction, never a branch around it (ptxas turns a predicated one into a branch).
+__device__ __forceinline__ void shared_inc(u32 addr, bool p, u32 sink) {
+  asm volatile("red.shared.add.u32 [%0], 1;" ::"r"(p ? addr : sink + 4 * (threadIdx.x & 31))
+               : "memory");
+}
+
+// A radix select in progress over the P sources of a row. The digits cover only the bits where
+// the keys' range [lo, hi] differs, most significant first, 11 at a time, so that keys bunched
+// in a narrow range (the buffer above a floor) still spread over the bins.
+struct Digits {
+  int bits;        // low bits not yet resolved
+  u32 mask, prefix;  // resolved high bits
+  u32 want;        // elements still wanted from keys with this prefix
+  u32 need, eq;    // of the chosen bin: elements wanted, elements there
+  int pass;        // digits done: histogram parity and the cluster's sum slot
+  bool whole;      // the chosen bin is taken whole: exactly the keys >= prefix are in
+};
+
+// Selecting the `want` largest of `total` keys, all in [lo, hi].
+__device__ __forceinline__ Digits start_digits(u32 want, u32 total, u32 lo, u32 hi) {
+  const int bits = lo == hi ? 0 : 32 - __clz(lo ^ hi);
+  const u32 mask = bits == 32 ? 0u : ~((1u << bits) - 1u);
+  return Digits{bits, mask, lo & mask, want, want, total, 0, false};
+}
+
+// Resolve digits of `d` over `src` until `until` passes are done or the cut is known. With
+// P > 1 every CTA of the cluster resolves the same digits. Histogram 0 is zero on entry and on
+// return (the kernel clears it before its first barrier), and a barrier separates calls.
 template <class Src>
-__device__ Cut select_cut(Shared& s, const Src& src, u32 want, u32 total, u32 lo, u32 hi,
-                          bool tie_large, u32 P, u32* chist, int passes = 3) {
-  int bits = lo == hi ? 0 : 32 - __clz(lo ^ hi);
-  u32 mask = bits == 32 ? 0u : ~((1u << bits) - 1u);
-  u32 prefix = lo & mask, need = want, eq = total;
-  bool floor_only = false;
-  int pass = 0;
+__device__ void select_passes(Shared& s, const Src& src, Digits& d, u32 P, u32* chist,
+                              int until) {
 #pragma unroll 1
-  for (; bits > 0; ++pass) {
-    // Only floors are ever asked to stop early, and a bin's low edge is a floor.
-    if (pass == passes) { floor_only = true; break; }
-    const int h = pass & 1;
-    const int width = bits < 11 ? bits : 11, shift = bits - width;
+  while (d.bits > 0 && !d.whole && d.pass < until) {
+    const int h = d.pass & 1;
+    const int width = d.bits < 11 ? d.bits : 11, shift = d.bits - width;
     const u32 nb = 1u << width;
     // The other histogram's last reader (the previous pass's find_bin) is behind a barrier.
     for (int b = threadIdx.x; b < BINS; b += THREADS) s.hist[h ^ 1][b] = 0;
-    src.each([&](u32 key) {
-      if (((key ^ prefix) & mask) == 0) atomicAdd(&s.hist[h][(key >> shift) & (nb - 1)], 1u);
-    });
+    const u32 hist = smem_addr(s.hist[h]), sink = smem_addr(s.sink);
+    const auto addr = [&](u32 key) { return hist + 4 * ((key >> shift) & (nb - 1)); };
+    if (d.pass == 0)  // every key is in [lo, hi], so every key has the (empty) prefix
+      src.each([&](u32 key, bool valid) { shared_inc(addr(key), valid, sink); });
+    else
+      src.each([&](u32 key, bool valid) {
+        shared_inc(addr(key), valid && ((key ^ d.prefix) & d.mask) == 0, sink);
+      });
     __syncthreads();
     if (P > 1) {
       // Bin b is summed on rank b % P, so no CTA takes every peer's additions.
-      const u32 sum = smem_addr(chist + pass * BINS);
+      const u32 sum = smem_addr(chist + d.pass * BINS);
       for (int b = threadIdx.x; b < (int)nb; b += THREADS)
         if (s.hist[h][b]) peer_add(peer(sum + 4 * b, b % P), s.hist[h][b]);
       cluster_sync();
@@ -348,20 +370,35 @@ __device__ Cut select_cut(Shared& s, const Src& src, u32 want, u32 total, u32 lo
       __syncthreads();
     }
     u32 bin;
-    find_bin(s, h, want, bin, need, eq);
-    prefix |= bin << shift;
-    mask |= (nb - 1) << shift;
-    want = need;
-    bits = shift;
-    // The bin is taken whole: exactly the keys >= its prefix are in. (A chosen bin is never
-    // empty, so its prefix is at least the key of -inf, never 0.)
-    if (need == eq && bits > 0) { floor_only = true; ++pass; break; }
+    find_bin(s, h, d.want, bin, d.need, d.eq);
+    d.prefix |= bin << shift;
+    d.mask |= (nb - 1) << shift;
+    d.want = d.need;
+    d.bits = shift;
+    ++d.pass;
+    // (A chosen bin is never empty, so its prefix is at least the key of -inf, never 0.)
+    d.whole = d.need == d.eq && d.bits > 0;
   }
-  if (pass > 0 && ((pass - 1) & 1) == 0)  // the last pass counted in histogram 0
+  if (d.pass > 0 && ((d.pass - 1) & 1) == 0)  // the last pass counted in histogram 0
     for (int b = threadIdx.x; b < BINS; b += THREADS) s.hist[0][b] = 0;
-  if (floor_only) return Cut{prefix - 1, 0u, 0u, 0u};
-  const u32 first = tie_large ? eq - need : 0u;
-  return Cut{prefix, prefix, first, first + need};
+}
+
+// The cut of a select: exact once every digit is resolved; a floor (at least `want` keys above
+// T) when a bin was taken whole or the passes stopped early.
+__device__ __forceinline__ Cut cut_of(const Digits& d, bool tie_large) {
+  if (d.bits > 0) return Cut{d.prefix - 1, 0u, 0u, 0u};
+  const u32 first = tie_large ? d.eq - d.need : 0u;
+  return Cut{d.prefix, d.prefix, first, first + d.need};
+}
+
+// The cut keeping the `want` largest of the P sources of a row (`want` < `total`, their size;
+// every key in [lo, hi]); after `passes` digits only a floor.
+template <class Src>
+__device__ Cut select_cut(Shared& s, const Src& src, u32 want, u32 total, u32 lo, u32 hi,
+                          bool tie_large, u32 P, u32* chist, int passes = 3) {
+  Digits d = start_digits(want, total, lo, hi);
+  select_passes(s, src, d, P, chist, passes);
+  return cut_of(d, tie_large);
 }
 
 // Elements of a source above the cut and equal to its K.
@@ -369,7 +406,7 @@ template <class Src>
 __device__ __forceinline__ void count_cut(Shared& s, const Src& src, const Cut& c, u32& gt,
                                           u32& eq) {
   u32 g = 0, e = 0;
-  src.each([&](u32 key) {
+  src.each([&](u32 key, bool) {  // an empty slot (key 0) is neither above T nor K
     g += key > c.T;
     e += c.K != 0 && key == c.K;
   });
@@ -427,7 +464,7 @@ struct BufferKeys {
   template <class F>
   __device__ __forceinline__ void each(F f) const {
 #pragma unroll 4
-    for (u32 i = threadIdx.x; i < n; i += THREADS) f(key_at(buf, i));
+    for (u32 i = threadIdx.x; i < n; i += THREADS) f(key_at(buf, i), true);
   }
   template <class Emit>
   __device__ __forceinline__ void keep_steps(Shared& s, const Cut& c, u32 base, u32& gt_run,
@@ -447,6 +484,17 @@ struct BufferKeys {
   }
 };
 
+// Keys copied out of a resident segment (only the select needs them, not their positions).
+struct ListKeys {
+  const u32* keys;
+  u32 n;
+  template <class F>
+  __device__ __forceinline__ void each(F f) const {
+#pragma unroll 4
+    for (u32 i = threadIdx.x; i < n; i += THREADS) f(keys[i], true);
+  }
+};
+
 // Candidates in registers: L vectors of VEC keys a thread, vector u of thread t at positions
 // s0 + (u * THREADS + t) * VEC + [0, VEC); key 0 for a slot past the segment's end.
 template <int L>
@@ -459,7 +507,7 @@ struct RegisterKeys {
     for (int u = 0; u < L; ++u)
 #pragma unroll
       for (int v = 0; v < VEC; ++v)
-        if (key[u][v]) f(key[u][v]);
+        f(key[u][v], key[u][v] != 0);
   }
   template <class Emit>
   __device__ __forceinline__ void keep_steps(Shared& s, const Cut& c, u32 base, u32& gt_run,
@@ -472,6 +520,55 @@ struct RegisterKeys {
         c, base, gt_run, eq_run, emit);
   }
 };
+
+// Copy the keys of a resident segment that have the prefix of `d` into `s.list`, in no
+// particular order (the select counts, it does not place). False if they do not all fit.
+template <int L>
+__device__ bool list_prefix(Shared& s, const RegisterKeys<L>& src, const Digits& d) {
+  const int lane = threadIdx.x & 31;
+  const auto in = [&](u32 key, bool valid) { return valid && ((key ^ d.prefix) & d.mask) == 0; };
+  u32 c = 0;
+  src.each([&](u32 key, bool valid) { c += in(key, valid); });
+  u32 x = c;
+#pragma unroll
+  for (int o = 1; o < 32; o <<= 1) {
+    const u32 y = __shfl_up_sync(0xffffffffu, x, o);
+    if (lane >= o) x += y;
+  }
+  u32 base = 0;
+  if (lane == 31 && x) base = atomicAdd(&s.list_n, x);
+  u32 at = __shfl_sync(0xffffffffu, base, 31) + x - c;
+  src.each([&](u32 key, bool valid) {
+    if (in(key, valid)) {
+      if (at < LIST) s.list[at] = key;
+      ++at;
+    }
+  });
+  __syncthreads();
+  return s.list_n <= LIST;
+}
+
+// The cut of a row whose candidates are in the buffer.
+__device__ __forceinline__ Cut row_cut(Shared& s, const BufferKeys& src, u32 want, u32 total,
+                                       u32 lo, u32 hi, bool tie_large, u32 P, u32* chist) {
+  return select_cut(s, src, want, total, lo, hi, tie_large, P, chist);
+}
+
+// The cut of a row whose candidates are in registers: the first digit over all of them, the
+// rest over the few in its chosen bin, copied out (or over all again if they do not fit).
+template <int L>
+__device__ Cut row_cut(Shared& s, const RegisterKeys<L>& src, u32 want, u32 total, u32 lo, u32 hi,
+                       bool tie_large, u32 P, u32* chist) {
+  Digits d = start_digits(want, total, lo, hi);
+  select_passes(s, src, d, P, chist, 1);
+  if (d.bits > 0 && !d.whole) {
+    if (list_prefix(s, src, d))
+      select_passes(s, ListKeys{s.list, s.list_n}, d, P, chist, 3);
+    else
+      select_passes(s, src, d, P, chist, 3);
+  }
+  return cut_of(d, tie_large);
+}
 
 // Pass over a source in index order handing each element of the cut to emit(position, entry);
 // positions are `base`-relative where the row's earlier CTAs contribute `gt_base` elements above
@@ -735,7 +832,7 @@ __device__ void finish(const Params& p, Shared& s, u64* buf, u32* chist, const S
       hi = max(hi, peer_load(peer(smem_addr(&s.hi_pub), r)));
     }
   }
-  const Cut c = total > k ? select_cut(s, src, k, total, lo, hi, tie_large, P, chist)
+  const Cut c = total > k ? row_cut(s, src, k, total, lo, hi, tie_large, P, chist)
                           : Cut{0u, 0u, 0u, 0u};
   const u32 kept_all = min(total, k);
   u32 gt_base = 0, eq_base = 0;
@@ -798,7 +895,7 @@ extern "C" __global__ void __launch_bounds__(THREADS, MIN_BLOCKS) DSA_ENTRY_TOPK
       for (int j = threadIdx.x; j < p.k; j += THREADS) out[j] = transform_index(p, row, req, j < len ? j : -1);
     return;
   }
-  if (threadIdx.x == 0) s.kth = 0;
+  if (threadIdx.x == 0) { s.kth = 0; s.list_n = 0; }
   for (int b = threadIdx.x; b < BINS; b += THREADS) s.hist[0][b] = 0;
   if (P > 1)
     for (int i = threadIdx.x; i < 3 * BINS; i += THREADS) chist[i] = 0;
