@@ -202,22 +202,19 @@ impl TopkPlan {
 /// Block size the default cluster is planned with.
 const CLUSTER_PLAN_THREADS: u32 = 512;
 
-/// Block size without a tuned entry: 1024 threads when the batch leaves each CTA an SM of its own
-/// (the SM's whole register file and shared memory for one row's segment), else 512, so two
-/// CTAs share an SM and one's barriers overlap the other's loads. This is the winner of every
-/// H100 tuning bucket in BENCHMARKS.md but one (8x131072, 1.08x from it).
+/// Block size without a tuned entry: the smallest block that holds a row's segment in
+/// registers (1024 only when each CTA has an SM to itself), so that more blocks share an SM and
+/// hide each other's barriers; for streamed rows 1024 threads when each CTA has an SM of its own,
+/// else 512, so two CTAs share an SM and one's barriers overlap the other's loads. These are the
+/// winners of the H100 block-size x cluster sweep in BENCHMARKS.md (session 3).
 fn default_threads(rows: usize, stride: usize, cluster: u32, device: &DeviceInfo) -> u32 {
-    if rows * cluster as usize <= device.sm_count as usize {
-        return 1024;
-    }
-    // Many rows: the smallest block that holds a segment in registers, so that more blocks
-    // share an SM and hide each other's barriers; 512 for streamed rows.
+    let own_sm = rows * cluster as usize <= device.sm_count as usize;
     let seg = stride.div_ceil(cluster as usize);
     THREADS
         .into_iter()
-        .filter(|&t| t < 1024)
+        .filter(|&t| own_sm || t < 1024)
         .find(|&t| seg.next_multiple_of((t * PER_THREAD) as usize) <= (t * RESIDENT) as usize)
-        .unwrap_or(512)
+        .unwrap_or(if own_sm { 1024 } else { 512 })
 }
 
 /// CTAs per row without a tuned entry: the most (up to the portable cluster size, 8) that keep
@@ -284,11 +281,13 @@ mod tests {
     }
 
     #[test]
-    fn a_cta_with_an_sm_of_its_own_gets_1024_threads() {
+    fn blocks_are_the_smallest_that_hold_a_segment_else_1024_with_an_sm_each() {
         let threads = |rows, stride| plan_with(rows, stride, 2048, None).variant().threads;
         assert_eq!(threads(1, 131072), 1024);
         assert_eq!(threads(64, 131072), 1024);
-        assert_eq!(threads(64, 8192), 1024);
+        assert_eq!(threads(64, 8192), 512);
+        assert_eq!(threads(1, 32768), 512);
+        assert_eq!(threads(4096, 4096), 256);
         assert_eq!(threads(256, 262144), 512);
         assert_eq!(threads(1024, 8192), 512);
         assert_eq!(plan_with(1, 131072, 2048, Some(256)).variant().threads, 256);
