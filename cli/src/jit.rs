@@ -166,6 +166,7 @@ fn probe_variant() -> TopkVariant {
         dtype: ScoreDtype::F32,
         threads: 512,
         kmax: 2048,
+        resident: false,
     }
 }
 

@@ -145,7 +145,7 @@ fn topk(path: &Path, a: &TopkShapeArgs) -> Result<()> {
             }
             bar.inc(1);
         }
-        let bucket = topk_bucket(heuristic.variant().kmax, shape.rows, shape.stride);
+        let bucket = topk_bucket(heuristic.kmax_class(), shape.rows, shape.stride);
         let mut entry = Entry::new(
             &gpu.name,
             &gpu.arch.to_string(),

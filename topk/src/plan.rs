@@ -34,6 +34,8 @@ pub struct TopkPlan {
     pub(crate) stride: usize,
     pub(crate) variant: TopkVariant,
     pub(crate) cluster: u32,
+    /// The smallest buffer class holding `k` (one of `KMAX`).
+    pub(crate) kmax: u32,
 }
 
 /// Largest number of rows or row stride the kernels index (i32 indices).
@@ -124,10 +126,17 @@ impl TopkPlan {
         };
         let threads =
             chosen_threads.unwrap_or_else(|| default_threads(rows, stride, cluster, device));
-        let variant = TopkVariant {
+        let streaming = TopkVariant {
             dtype: config.dtype,
             threads,
             kmax,
+            resident: false,
+        };
+        let resident = segments_fit(&streaming, stride, cluster);
+        let variant = if resident {
+            TopkVariant::resident(config.dtype, threads)
+        } else {
+            streaming
         };
         Ok(TopkPlan {
             config,
@@ -135,6 +144,7 @@ impl TopkPlan {
             stride,
             variant,
             cluster,
+            kmax,
         })
     }
 
@@ -183,9 +193,12 @@ impl TopkPlan {
     /// buffer): a segment is the row's share of one CTA rounded up to whole chunks, as on the
     /// device, and the row's length is at most the stride.
     pub fn resident(&self) -> bool {
-        let v = &self.variant;
-        let seg = self.stride.div_ceil(self.cluster as usize);
-        seg.next_multiple_of(v.chunk() as usize) <= v.tile() as usize
+        self.variant.resident
+    }
+
+    /// The smallest buffer class holding `k` (the tuning database's bucket key).
+    pub fn kmax_class(&self) -> u32 {
+        self.kmax
     }
 
     /// Entries of the shared buffer this launch gives the kernel: none for resident rows in
@@ -193,10 +206,17 @@ impl TopkPlan {
     fn buffer_entries(&self) -> u32 {
         match (self.resident(), self.config.order) {
             (true, OutputOrder::Index) => 0,
-            (true, _) => self.variant.kmax,
+            (true, _) => self.kmax,
             (false, _) => self.variant.buffer_entries(),
         }
     }
+}
+
+/// Whether every segment of a row of `stride` scores split over `cluster` CTAs (rounded up to
+/// whole chunks, as on the device) fits in registers.
+fn segments_fit(v: &TopkVariant, stride: usize, cluster: u32) -> bool {
+    let seg = stride.div_ceil(cluster as usize);
+    seg.next_multiple_of(v.chunk() as usize) <= v.tile() as usize
 }
 
 /// Block size the default cluster is planned with.
@@ -341,9 +361,9 @@ mod tests {
 
     #[test]
     fn kmax_class_is_the_smallest_that_fits() {
-        assert_eq!(plan_with(1, 100, 1, None).variant().kmax, 512);
-        assert_eq!(plan_with(1, 100, 513, None).variant().kmax, 1024);
-        assert_eq!(plan_with(1, 100, 2048, None).variant().kmax, 2048);
-        assert_eq!(plan_with(1, 100, 4096, None).variant().kmax, 4096);
+        assert_eq!(plan_with(1, 100, 1, None).kmax_class(), 512);
+        assert_eq!(plan_with(1, 100, 513, None).kmax_class(), 1024);
+        assert_eq!(plan_with(1, 100, 2048, None).kmax_class(), 2048);
+        assert_eq!(plan_with(1, 100, 4096, None).kmax_class(), 4096);
     }
 }

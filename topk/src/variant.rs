@@ -21,14 +21,21 @@ const BINS: u32 = 2048;
 
 /// One compiled top-k module (entry point `TOPK`). Tie-break, output order, transform and the
 /// cluster size are run-time arguments: they do not change the kernel's shape.
+///
+/// A variant holds one of the kernel's two forms: *resident* (every segment fits in registers,
+/// `RESIDENT` scores a thread; no buffer of `k`, so `kmax` is [`MAX_K`]) or *streaming* (the
+/// candidate buffer sized by `kmax`). Compiling them apart gives each form its own register
+/// allocation and halves the code NVRTC compiles per variant.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct TopkVariant {
     /// Score element type.
     pub dtype: ScoreDtype,
     /// Threads per block.
     pub threads: u32,
-    /// Largest k served (sizes the shared buffer).
+    /// Largest k served (sizes the streaming buffer; [`MAX_K`] for the resident form).
     pub kmax: u32,
+    /// The resident form (segments of at most [`TopkVariant::tile`] scores).
+    pub resident: bool,
 }
 
 impl TopkVariant {
@@ -48,10 +55,14 @@ impl TopkVariant {
         self.threads * RESIDENT
     }
 
-    /// Entries of the shared candidate buffer of a streaming launch: `kmax` kept plus room for
-    /// two chunks (mirrors `CAP`).
+    /// Most entries of the shared buffer a launch gives: for streaming, `kmax` kept plus room
+    /// for two chunks (mirrors `CAP`); for the resident form, the sort of `kmax`.
     pub fn buffer_entries(&self) -> u32 {
-        self.kmax + 2 * self.chunk()
+        if self.resident {
+            self.kmax
+        } else {
+            self.kmax + 2 * self.chunk()
+        }
     }
 
     /// Dynamic shared memory of a launch with `cluster` CTAs per row and a buffer of `entries`
@@ -65,26 +76,42 @@ impl TopkVariant {
         let mut v = Vec::new();
         for dtype in ScoreDtype::ALL {
             for threads in THREADS {
+                v.push(TopkVariant::resident(dtype, threads));
                 for kmax in KMAX {
                     v.push(TopkVariant {
                         dtype,
                         threads,
                         kmax,
+                        resident: false,
                     });
                 }
             }
         }
         v
     }
+
+    /// The resident form for `dtype` and `threads`.
+    pub fn resident(dtype: ScoreDtype, threads: u32) -> TopkVariant {
+        TopkVariant {
+            dtype,
+            threads,
+            kmax: MAX_K as u32,
+            resident: true,
+        }
+    }
 }
 
 impl fmt::Display for TopkVariant {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "topk.radix[{},threads={},kmax={}]",
-            self.dtype, self.threads, self.kmax
-        )
+        if self.resident {
+            write!(f, "topk.radix[{},threads={},resident]", self.dtype, self.threads)
+        } else {
+            write!(
+                f,
+                "topk.radix[{},threads={},kmax={}]",
+                self.dtype, self.threads, self.kmax
+            )
+        }
     }
 }
 
@@ -99,6 +126,7 @@ impl KernelVariant for TopkVariant {
                 ("VEC".into(), self.vec().to_string()),
                 ("THREADS".into(), self.threads.to_string()),
                 ("KMAX".into(), self.kmax.to_string()),
+                ("SEGMENTS_RESIDENT".into(), u32::from(self.resident).to_string()),
             ],
             &["TOPK"],
         )
@@ -128,7 +156,7 @@ mod tests {
         for v in all {
             let total = v.dynamic_smem(MAX_CLUSTER, v.buffer_entries()) + STATIC_SMEM;
             assert!(total <= 227 * 1024, "{v}: {total} bytes of shared memory");
-            assert!(v.buffer_entries() >= v.kmax + v.chunk());
+            assert!(v.resident || v.buffer_entries() >= v.kmax + v.chunk());
         }
     }
 }

@@ -155,7 +155,7 @@ __device__ __forceinline__ void row_sync(u32 P) {
 }
 
 struct Shared {
-  u32 hist[2][BINS];  // a select's digit histograms by pass parity: one counts, one is cleared
+  alignas(16) u32 hist[2][BINS];  // a select's digit histograms by pass parity: one counts, one is cleared
   u32 bin_sums[2][32];  // find_bin's per-warp sums, by pass parity
   u32 sel[2][3];        // find_bin's result (bin, need, eq), by pass parity
   u32 list[LIST];       // keys of a resident segment in the bin its first digit chose
@@ -267,6 +267,10 @@ __device__ __forceinline__ void ordered_scan(Shared& s, const u32 (&c)[U], u32 (
 // elements equal to K in index order.
 struct Cut {
   u32 T, K, lo, hi;
+  bool all;  // every element equal to K is in: the cut is the threshold `key > above()`
+  // With `all` or K = 0, the cut keeps exactly the keys above this.
+  __device__ __forceinline__ u32 above() const { return K != 0 ? K - 1 : T; }
+  __device__ __forceinline__ bool is_threshold() const { return K == 0 || all; }
   // An equal-key rank clamped to the window.
   __device__ __forceinline__ u32 clamp(u32 r) const { return min(max(r, lo), hi); }
 };
@@ -311,6 +315,13 @@ __device__ __forceinline__ void find_bin(Shared& s, int h, u32 want, u32& bin, u
   eq = s.sel[h][2];
 }
 
+// Zero a histogram, 16 bytes a store.
+__device__ __forceinline__ void clear_bins(u32 (&h)[BINS]) {
+#pragma unroll
+  for (int i = threadIdx.x; i < BINS / 4; i += THREADS)
+    reinterpret_cast<uint4*>(h)[i] = make_uint4(0u, 0u, 0u, 0u);
+}
+
 // Add 1 to the shared counter at `addr` when `p`, else to this lane's slot of `sink`: always
 // one reduction, never a branch around it (ptxas turns a predicated one into a branch).
 __device__ __forceinline__ void shared_inc(u32 addr, bool p, u32 sink) {
@@ -349,7 +360,7 @@ __device__ void select_passes(Shared& s, const Src& src, Digits& d, u32 P, u32* 
     const int width = d.bits < 11 ? d.bits : 11, shift = d.bits - width;
     const u32 nb = 1u << width;
     // The other histogram's last reader (the previous pass's find_bin) is behind a barrier.
-    for (int b = threadIdx.x; b < BINS; b += THREADS) s.hist[h ^ 1][b] = 0;
+    clear_bins(s.hist[h ^ 1]);
     const u32 hist = smem_addr(s.hist[h]), sink = smem_addr(s.sink);
     const auto addr = [&](u32 key) { return hist + 4 * ((key >> shift) & (nb - 1)); };
     if (d.pass == 0)  // every key is in [lo, hi], so every key has the (empty) prefix
@@ -380,15 +391,15 @@ __device__ void select_passes(Shared& s, const Src& src, Digits& d, u32 P, u32* 
     d.whole = d.need == d.eq && d.bits > 0;
   }
   if (d.pass > 0 && ((d.pass - 1) & 1) == 0)  // the last pass counted in histogram 0
-    for (int b = threadIdx.x; b < BINS; b += THREADS) s.hist[0][b] = 0;
+    clear_bins(s.hist[0]);
 }
 
 // The cut of a select: exact once every digit is resolved; a floor (at least `want` keys above
 // T) when a bin was taken whole or the passes stopped early.
 __device__ __forceinline__ Cut cut_of(const Digits& d, bool tie_large) {
-  if (d.bits > 0) return Cut{d.prefix - 1, 0u, 0u, 0u};
+  if (d.bits > 0) return Cut{d.prefix - 1, 0u, 0u, 0u, false};
   const u32 first = tie_large ? d.eq - d.need : 0u;
-  return Cut{d.prefix, d.prefix, first, first + d.need};
+  return Cut{d.prefix, d.prefix, first, first + d.need, d.need == d.eq};
 }
 
 // The cut keeping the `want` largest of the P sources of a row (`want` < `total`, their size;
@@ -459,6 +470,7 @@ __device__ __forceinline__ u32 key_at(const u64* buf, u32 i) {
 
 // Candidates in the shared-memory buffer: entries (key << 32 | position) in index order.
 struct BufferKeys {
+  static constexpr bool IN_REGISTERS = false;
   const u64* buf;
   u32 n;
   template <class F>
@@ -495,10 +507,21 @@ struct ListKeys {
   }
 };
 
-// Candidates in registers: L vectors of VEC keys a thread, vector u of thread t at positions
-// s0 + (u * THREADS + t) * VEC + [0, VEC); key 0 for a slot past the segment's end.
+// Output positions of the keys above a threshold: `at[u]` for this thread's first one in
+// vector u; `total` in the CTA.
 template <int L>
+struct Ranks {
+  u32 at[L];
+  u32 total;
+};
+
+// Candidates in registers: L vectors of VEC keys a thread, vector u of thread t at positions
+// s0 + (u * THREADS + t) * VEC + [0, VEC); key 0 for a slot past the segment's end (FULL: the
+// segment fills every slot).
+template <int L, bool FULL>
 struct RegisterKeys {
+  static constexpr bool IN_REGISTERS = true;
+  static constexpr int LOADS = L;
   u32 key[L][VEC];
   u32 s0;
   template <class F>
@@ -507,24 +530,83 @@ struct RegisterKeys {
     for (int u = 0; u < L; ++u)
 #pragma unroll
       for (int v = 0; v < VEC; ++v)
-        f(key[u][v], key[u][v] != 0);
+        f(key[u][v], FULL || key[u][v] != 0);
+  }
+  __device__ __forceinline__ u32 position(int u, int v) const {
+    return s0 + (u * THREADS + threadIdx.x) * VEC + v;
+  }
+  // Index-order ranks of the keys above `thr` (one barrier). A warp scans its counts packed
+  // one vector to a field of 32 / L bits, then every warp scans the warp totals itself, two
+  // vectors to a word of 16-bit fields (a CTA holds at most 2^12 keys of one vector).
+  __device__ __forceinline__ Ranks<L> rank_above(Shared& s, u32 thr) const {
+    constexpr int FB = 32 / L, W = L / 2;
+    static_assert(L == 2 || L == 4, "two or four vectors a thread");
+    static_assert(32 * VEC < (1 << FB) && THREADS * VEC < (1 << 16), "fields never carry");
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    u32 mine = 0;
+#pragma unroll
+    for (int u = 0; u < L; ++u)
+#pragma unroll
+      for (int v = 0; v < VEC; ++v) mine += (u32)(key[u][v] > thr) << (FB * u);
+    u32 x = mine;
+#pragma unroll
+    for (int o = 1; o < 32; o <<= 1) {
+      const u32 y = __shfl_up_sync(0xffffffffu, x, o);
+      if (lane >= o) x += y;
+    }
+    if (lane == 31) s.part[warp] = x;
+    __syncthreads();
+    const u32 w = lane < WARPS ? s.part[lane] : 0u;
+    u32 before[W], tot[W];
+#pragma unroll
+    for (int j = 0; j < W; ++j) {
+      const u32 a = FB == 16 ? w : __byte_perm(w, 0u, j == 0 ? 0x4140 : 0x4342);
+      u32 t = a;
+#pragma unroll
+      for (int o = 1; o < 32; o <<= 1) {
+        const u32 y = __shfl_up_sync(0xffffffffu, t, o);
+        if (lane >= o) t += y;
+      }
+      tot[j] = __shfl_sync(0xffffffffu, t, 31);
+      before[j] = __shfl_sync(0xffffffffu, t - a, warp);
+    }
+    const u32 lane_before = x - mine;
+    Ranks<L> r;
+    u32 run = 0;
+#pragma unroll
+    for (int u = 0; u < L; ++u) {
+      const int sh = 16 * (u & 1);
+      r.at[u] = run + ((before[u / 2] >> sh) & 0xffffu) + ((lane_before >> (FB * u)) & ((1u << FB) - 1u));
+      run += (tot[u / 2] >> sh) & 0xffffu;
+    }
+    r.total = run;
+    return r;
+  }
+  // put(at, position) for each key above `thr`, with `r` from rank_above.
+  template <class Put>
+  __device__ __forceinline__ void put_above(const Ranks<L>& r, u32 thr, Put put) const {
+#pragma unroll
+    for (int u = 0; u < L; ++u) {
+      u32 at = r.at[u];
+#pragma unroll
+      for (int v = 0; v < VEC; ++v)
+        if (key[u][v] > thr) put((int)at++, position(u, v));
+    }
   }
   template <class Emit>
   __device__ __forceinline__ void keep_steps(Shared& s, const Cut& c, u32 base, u32& gt_run,
                                              u32& eq_run, Emit emit) const {
     keep_step<L, VEC>(
         s,
-        [&](int u, int v) {
-          return ((u64)key[u][v] << 32) | (s0 + (u * THREADS + threadIdx.x) * VEC + v);
-        },
+        [&](int u, int v) { return ((u64)key[u][v] << 32) | position(u, v); },
         c, base, gt_run, eq_run, emit);
   }
 };
 
 // Copy the keys of a resident segment that have the prefix of `d` into `s.list`, in no
 // particular order (the select counts, it does not place). False if they do not all fit.
-template <int L>
-__device__ bool list_prefix(Shared& s, const RegisterKeys<L>& src, const Digits& d) {
+template <int L, bool FULL>
+__device__ bool list_prefix(Shared& s, const RegisterKeys<L, FULL>& src, const Digits& d) {
   const int lane = threadIdx.x & 31;
   const auto in = [&](u32 key, bool valid) { return valid && ((key ^ d.prefix) & d.mask) == 0; };
   u32 c = 0;
@@ -556,8 +638,8 @@ __device__ __forceinline__ Cut row_cut(Shared& s, const BufferKeys& src, u32 wan
 
 // The cut of a row whose candidates are in registers: the first digit over all of them, the
 // rest over the few in its chosen bin, copied out (or over all again if they do not fit).
-template <int L>
-__device__ Cut row_cut(Shared& s, const RegisterKeys<L>& src, u32 want, u32 total, u32 lo, u32 hi,
+template <int L, bool FULL>
+__device__ Cut row_cut(Shared& s, const RegisterKeys<L, FULL>& src, u32 want, u32 total, u32 lo, u32 hi,
                        bool tie_large, u32 P, u32* chist) {
   Digits d = start_digits(want, total, lo, hi);
   select_passes(s, src, d, P, chist, 1);
@@ -624,13 +706,14 @@ struct Vecs {
   uint4 v[L];
 };
 
-template <int L>
+// FULL: the row is aligned and [c0, end) covers every slot.
+template <int L, bool FULL = false>
 __device__ __forceinline__ void load_vecs(Vecs<L>& ch, const SCORE_T* rowp, bool aligned, u32 c0,
                                           u32 end) {
 #pragma unroll
   for (int u = 0; u < L; ++u) {
     const u32 q0 = c0 + (u * THREADS + threadIdx.x) * VEC;
-    if (aligned && q0 + VEC <= end) {
+    if (FULL || (aligned && q0 + VEC <= end)) {
       ch.v[u] = __ldg(reinterpret_cast<const uint4*>(rowp + q0));
     } else {
       union { uint4 v; SCORE_T e[VEC]; } x;
@@ -656,16 +739,16 @@ __device__ __forceinline__ float score_at(const Vecs<L>& ch, int u, int v) {
 }
 
 // The keys of loaded vectors (0 past `end`); widens [lo, hi] to cover them.
-template <int L>
-__device__ __forceinline__ RegisterKeys<L> keys_of(const Vecs<L>& ch, u32 c0, u32 end, u32& lo,
-                                                   u32& hi) {
-  RegisterKeys<L> r;
+template <bool FULL, int L>
+__device__ __forceinline__ RegisterKeys<L, FULL> keys_of(const Vecs<L>& ch, u32 c0, u32 end,
+                                                         u32& lo, u32& hi) {
+  RegisterKeys<L, FULL> r;
   r.s0 = c0;
 #pragma unroll
   for (int u = 0; u < L; ++u)
 #pragma unroll
     for (int v = 0; v < VEC; ++v) {
-      const bool in = c0 + (u * THREADS + threadIdx.x) * VEC + v < end;
+      const bool in = FULL || c0 + (u * THREADS + threadIdx.x) * VEC + v < end;
       const u32 key = in ? order_key(score_at(ch, u, v)) : 0u;
       r.key[u][v] = key;
       if (in) { lo = min(lo, key); hi = max(hi, key); }
@@ -727,7 +810,7 @@ __device__ Stream stream_segment(Shared& s, u64* buf, const SCORE_T* rowp, u32 s
     if (c0 == s0 && whole && (u32)CHUNK > k) {
       // Seed G with one digit over the first chunk's keys: at least k of them are above it.
       u32 lo = 0xffffffffu, hi = 0u;
-      const RegisterKeys<LOADS> first = keys_of(cur, c0, s1, lo, hi);
+      const RegisterKeys<LOADS, true> first = keys_of<true>(cur, c0, s1, lo, hi);
       block_minmax(s, lo, hi);
       // The chunk itself is filtered next, so its own keys equal to the floor must pass.
       const Cut c = select_cut(s, first, k, CHUNK, lo, hi, tie_large, 1, nullptr, 1);
@@ -811,30 +894,14 @@ __device__ void write_sorted(const Params& p, u64* buf, u32 n, int row, int req,
   }
 }
 
-// Select the row's top-k over the P sources of its cluster (this CTA's holds n keys in
-// [lo, hi], or none with lo > hi) and write it.
+// Write the set of cut `c` of the row (the union of the P sources holds `total` keys): in
+// index order through ordered scans, or gathered on rank 0 and sorted.
 template <class Src>
-__device__ void finish(const Params& p, Shared& s, u64* buf, u32* chist, const Src& src, u32 n,
-                       u32 lo, u32 hi, int row, int req, u32 rank, u32 P) {
-  const u32 k = (u32)p.k;
-  const bool tie_large = p.tie_large != 0;
+__device__ __forceinline__ void write_cut(const Params& p, Shared& s, u64* buf, const Src& src,
+                                          const Cut& c, u32 total, int row, int req, u32 rank,
+                                          u32 P) {
+  const u32 k = (u32)p.k, kept_all = min(total, k);
   i32* out = p.out + (i64)row * p.k;
-  // The union's size decides whether anything must be cut; its key range sets the digits.
-  u32 total = n;
-  block_minmax(s, lo, hi);
-  if (P > 1) {
-    if (threadIdx.x == 0) { s.n_pub = n; s.lo_pub = lo; s.hi_pub = hi; }
-    cluster_sync();
-    total = 0;
-    for (u32 r = 0; r < P; ++r) {
-      total += peer_load(peer(smem_addr(&s.n_pub), r));
-      lo = min(lo, peer_load(peer(smem_addr(&s.lo_pub), r)));
-      hi = max(hi, peer_load(peer(smem_addr(&s.hi_pub), r)));
-    }
-  }
-  const Cut c = total > k ? row_cut(s, src, k, total, lo, hi, tie_large, P, chist)
-                          : Cut{0u, 0u, 0u, 0u};
-  const u32 kept_all = min(total, k);
   u32 gt_base = 0, eq_base = 0;
   if (P > 1) {
     u32 gt, eq;
@@ -868,7 +935,84 @@ __device__ void finish(const Params& p, Shared& s, u64* buf, u32* chist, const S
     cluster_sync();
     if (rank > 0) return;
   }
-  write_sorted(p, buf, kept_all, row, req, tie_large);
+  write_sorted(p, buf, kept_all, row, req, p.tie_large != 0);
+}
+
+// write_cut for keys in registers, out of line: the rare cuts (a tie across the cut, sorted
+// output) then take their registers and spills for themselves, not from the common path.
+template <int L, bool FULL>
+__device__ __noinline__ void write_cut_out_of_line(const Params& p, Shared& s, u64* buf,
+                                                   const RegisterKeys<L, FULL>& src, Cut c,
+                                                   u32 total, int row, int req, u32 rank, u32 P) {
+  write_cut(p, s, buf, src, c, total, row, req, rank, P);
+}
+
+// Keys in registers above a threshold cut, written in index order: one compare a key and one
+// block scan.
+template <int L, bool FULL>
+__device__ __forceinline__ void write_above(const Params& p, Shared& s,
+                                            const RegisterKeys<L, FULL>& src, u32 thr, u32 total,
+                                            int row, int req, u32 rank, u32 P) {
+  const u32 k = (u32)p.k;
+  i32* out = p.out + (i64)row * p.k;
+  const Ranks<L> r = src.rank_above(s, thr);
+  u32 base = 0;
+  if (P > 1) {
+    if (threadIdx.x == 0) s.gt_pub = r.total;
+    cluster_sync();
+    for (u32 q = 0; q < rank; ++q) base += peer_load(peer(smem_addr(&s.gt_pub), q));
+  }
+  i32* at = out + base;
+  if (p.transform == 0)
+    src.put_above(r, thr, [&](int j, u32 idx) { at[j] = (i32)idx; });
+  else
+    src.put_above(r, thr, [&](int j, u32 idx) { at[j] = transform_index(p, row, req, (i32)idx); });
+  if (rank == 0)
+    for (u32 j = min(total, k) + threadIdx.x; j < k; j += THREADS) out[j] = -1;
+  if (P > 1) cluster_sync();  // peers have read our count before we exit
+}
+
+// Select the row's top-k over the P sources of its cluster (this CTA's holds n keys in
+// [lo, hi], or none with lo > hi) and write it.
+template <class Src>
+__device__ void finish(const Params& p, Shared& s, u64* buf, u32* chist, const Src& src, u32 n,
+                       u32 lo, u32 hi, int row, int req, u32 rank, u32 P) {
+  const u32 k = (u32)p.k;
+  // The union's size decides whether anything must be cut; its key range sets the digits.
+  u32 total = n;
+  block_minmax(s, lo, hi);
+  if (P > 1) {
+    if (threadIdx.x == 0) { s.n_pub = n; s.lo_pub = lo; s.hi_pub = hi; }
+    cluster_sync();
+    total = 0;
+    for (u32 r = 0; r < P; ++r) {
+      total += peer_load(peer(smem_addr(&s.n_pub), r));
+      lo = min(lo, peer_load(peer(smem_addr(&s.lo_pub), r)));
+      hi = max(hi, peer_load(peer(smem_addr(&s.hi_pub), r)));
+    }
+  }
+  const Cut c = total > k ? row_cut(s, src, k, total, lo, hi, p.tie_large != 0, P, chist)
+                          : Cut{0u, 0u, 0u, 0u, false};
+  if constexpr (Src::IN_REGISTERS) {
+    if (!p.sorted && c.is_threshold())
+      write_above(p, s, src, c.above(), total, row, req, rank, P);
+    else
+      write_cut_out_of_line(p, s, buf, src, c, total, row, req, rank, P);
+  } else {
+    write_cut(p, s, buf, src, c, total, row, req, rank, P);
+  }
+}
+
+// Select and write a row whose segment [s0, s1) fits in registers.
+template <bool FULL>
+__device__ __forceinline__ void resident(const Params& p, Shared& s, u64* buf, u32* chist,
+                                         const SCORE_T* rowp, u32 s0, u32 s1, int row, int req,
+                                         u32 rank, u32 P) {
+  Vecs<RES_LOADS> raw;
+  load_vecs<RES_LOADS, FULL>(raw, rowp, FULL || is_aligned(rowp), s0, s1);
+  u32 lo = 0xffffffffu, hi = 0u;
+  const auto keys = keys_of<FULL>(raw, s0, s1, lo, hi);
+  finish(p, s, buf, chist, keys, s1 - s0, lo, hi, row, req, rank, P);
 }
 
 }  // namespace topk
@@ -882,8 +1026,9 @@ extern "C" __global__ void __launch_bounds__(THREADS, MIN_BLOCKS) DSA_ENTRY_TOPK
   const u32 P = (u32)p.cluster;
   u32* chist = reinterpret_cast<u32*>(dyn_smem);
   u64* buf = reinterpret_cast<u64*>(reinterpret_cast<char*>(dyn_smem) + (P > 1 ? SMEM_CLUSTER : 0));
-  const int row = blockIdx.x / P;
-  const u32 rank = blockIdx.x % P;
+  const int plog = __ffs(P) - 1;  // P is a power of two
+  const int row = blockIdx.x >> plog;
+  const u32 rank = blockIdx.x & (P - 1);
   i64 start, len;
   row_window(p, row, start, len);
   const int req = p.transform == 2 ? find_request(p, row) : -1;
@@ -896,25 +1041,25 @@ extern "C" __global__ void __launch_bounds__(THREADS, MIN_BLOCKS) DSA_ENTRY_TOPK
     return;
   }
   if (threadIdx.x == 0) { s.kth = 0; s.list_n = 0; }
-  for (int b = threadIdx.x; b < BINS; b += THREADS) s.hist[0][b] = 0;
+  clear_bins(s.hist[0]);
   if (P > 1)
     for (int i = threadIdx.x; i < 3 * BINS; i += THREADS) chist[i] = 0;
 
   // Segments are whole chunks, so every vector load of an aligned row stays aligned. Every CTA
   // of a cluster sees the same `seg`, so all take the same path below.
-  const i64 seg = ((len + P - 1) / P + CHUNK - 1) / CHUNK * CHUNK;
+  const i64 seg = (((len + P - 1) >> plog) + CHUNK - 1) / CHUNK * CHUNK;
   const u32 s0 = (u32)min(len, (i64)rank * seg), s1 = (u32)min(len, (i64)s0 + seg);
   const SCORE_T* rowp = reinterpret_cast<const SCORE_T*>(p.scores) + (i64)row * p.stride + start;
-  if (seg <= TILE) {
-    // finish's first barrier covers the zeroing above (no peer is read before it).
-    Vecs<RES_LOADS> raw;
-    load_vecs(raw, rowp, is_aligned(rowp), s0, s1);
-    u32 lo = 0xffffffffu, hi = 0u;
-    const RegisterKeys<RES_LOADS> keys = keys_of(raw, s0, s1, lo, hi);
-    finish(p, s, buf, chist, keys, s1 - s0, lo, hi, row, req, rank, P);
-  } else {
-    row_sync(P);  // peers have started, floors and cluster histograms are zero
-    const Stream st = stream_segment(s, buf, rowp, s0, s1, (u32)p.k, p.tie_large != 0, P);
-    finish(p, s, buf, chist, BufferKeys{buf, st.n}, st.n, st.lo, st.hi, row, req, rank, P);
-  }
+#if SEGMENTS_RESIDENT
+  // The plan launches this form only when every segment (at most the stride's share) fits a
+  // tile. finish's first barrier covers the zeroing above (no peer is read before it).
+  if (s1 - s0 == (u32)TILE && is_aligned(rowp))
+    resident<true>(p, s, buf, chist, rowp, s0, s1, row, req, rank, P);
+  else
+    resident<false>(p, s, buf, chist, rowp, s0, s1, row, req, rank, P);
+#else
+  row_sync(P);  // peers have started, floors and cluster histograms are zero
+  const Stream st = stream_segment(s, buf, rowp, s0, s1, (u32)p.k, p.tie_large != 0, P);
+  finish(p, s, buf, chist, BufferKeys{buf, st.n}, st.n, st.lo, st.hi, row, req, rank, P);
+#endif
 }
