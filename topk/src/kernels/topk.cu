@@ -162,6 +162,7 @@ struct Shared {
   u32 list_n;
   u32 sink[32];         // per-lane targets of histogram increments that count nothing
   u32 part[2 * 64];   // scan partials per (group, warp): at most PAIRS * 32 = 128
+  u32 warp_sums[2][32];  // group_offsets' packed warp counts, by the parity of its call
   u32 warp_tot[32];
   u32 total;
   u32 kth;            // this CTA's floor for the cluster (>=: keys below it never win); 0 none
@@ -259,6 +260,51 @@ __device__ __forceinline__ void ordered_scan(Shared& s, const u32 (&c)[U], u32 (
   for (int u = 0; u < U; ++u) excl[u] = s.part[u * WARPS + warp] + x[u] - c[u];
   total = s.total;
   __syncthreads();
+}
+
+// Index-order offsets of L groups a thread (group u of thread t comes after group u of every
+// thread before t and after all of group u - 1) from counts packed one group to 32 / L bits
+// (a warp's count of one group must fit its field). Sets at[u] to the offset of this thread's
+// first element of group u and returns the CTA's total. One barrier: a warp scans its packed
+// counts, then every warp scans the warp totals itself, two groups a word of 16-bit fields.
+// `sums` (WARPS words) may be written again only after one more barrier (alternate two).
+template <int L>
+__device__ __forceinline__ u32 group_offsets(u32* sums, u32 mine, u32 (&at)[L]) {
+  constexpr int FB = 32 / L, W = (L + 1) / 2;
+  constexpr u32 FMASK = FB == 32 ? 0xffffffffu : (1u << (FB & 31)) - 1u;
+  static_assert(L == 1 || L == 2 || L == 4, "one, two or four groups a thread");
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  u32 x = mine;
+#pragma unroll
+  for (int o = 1; o < 32; o <<= 1) {
+    const u32 y = __shfl_up_sync(0xffffffffu, x, o);
+    if (lane >= o) x += y;
+  }
+  if (lane == 31) sums[warp] = x;
+  __syncthreads();
+  const u32 w = lane < WARPS ? sums[lane] : 0u;
+  u32 before[W], tot[W];
+#pragma unroll
+  for (int j = 0; j < W; ++j) {
+    const u32 a = FB != 8 ? w : __byte_perm(w, 0u, j == 0 ? 0x4140 : 0x4342);
+    u32 t = a;
+#pragma unroll
+    for (int o = 1; o < 32; o <<= 1) {
+      const u32 y = __shfl_up_sync(0xffffffffu, t, o);
+      if (lane >= o) t += y;
+    }
+    tot[j] = __shfl_sync(0xffffffffu, t, 31);
+    before[j] = __shfl_sync(0xffffffffu, t - a, warp);
+  }
+  const u32 lane_before = x - mine;
+  u32 run = 0;
+#pragma unroll
+  for (int u = 0; u < L; ++u) {
+    const int sh = 16 * (u & 1);
+    at[u] = run + ((before[u / 2] >> sh) & 0xffffu) + ((lane_before >> ((FB * u) & 31)) & FMASK);
+    run += (tot[u / 2] >> sh) & 0xffffu;
+  }
+  return run;
 }
 
 // ---- radix select over the candidates -----------------------------------------------------
@@ -535,51 +581,17 @@ struct RegisterKeys {
   __device__ __forceinline__ u32 position(int u, int v) const {
     return s0 + (u * THREADS + threadIdx.x) * VEC + v;
   }
-  // Index-order ranks of the keys above `thr` (one barrier). A warp scans its counts packed
-  // one vector to a field of 32 / L bits, then every warp scans the warp totals itself, two
-  // vectors to a word of 16-bit fields (a CTA holds at most 2^12 keys of one vector).
+  // Index-order ranks of the keys above `thr` (one barrier; a CTA holds at most 2^12 keys of
+  // one vector, and a warp at most 2^8).
   __device__ __forceinline__ Ranks<L> rank_above(Shared& s, u32 thr) const {
-    constexpr int FB = 32 / L, W = L / 2;
-    static_assert(L == 2 || L == 4, "two or four vectors a thread");
-    static_assert(32 * VEC < (1 << FB) && THREADS * VEC < (1 << 16), "fields never carry");
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    static_assert(32 * VEC < (1 << (32 / L)) && THREADS * VEC < (1 << 16), "fields never carry");
     u32 mine = 0;
 #pragma unroll
     for (int u = 0; u < L; ++u)
 #pragma unroll
-      for (int v = 0; v < VEC; ++v) mine += (u32)(key[u][v] > thr) << (FB * u);
-    u32 x = mine;
-#pragma unroll
-    for (int o = 1; o < 32; o <<= 1) {
-      const u32 y = __shfl_up_sync(0xffffffffu, x, o);
-      if (lane >= o) x += y;
-    }
-    if (lane == 31) s.part[warp] = x;
-    __syncthreads();
-    const u32 w = lane < WARPS ? s.part[lane] : 0u;
-    u32 before[W], tot[W];
-#pragma unroll
-    for (int j = 0; j < W; ++j) {
-      const u32 a = FB == 16 ? w : __byte_perm(w, 0u, j == 0 ? 0x4140 : 0x4342);
-      u32 t = a;
-#pragma unroll
-      for (int o = 1; o < 32; o <<= 1) {
-        const u32 y = __shfl_up_sync(0xffffffffu, t, o);
-        if (lane >= o) t += y;
-      }
-      tot[j] = __shfl_sync(0xffffffffu, t, 31);
-      before[j] = __shfl_sync(0xffffffffu, t - a, warp);
-    }
-    const u32 lane_before = x - mine;
+      for (int v = 0; v < VEC; ++v) mine += (u32)(key[u][v] > thr) << ((32 / L) * u);
     Ranks<L> r;
-    u32 run = 0;
-#pragma unroll
-    for (int u = 0; u < L; ++u) {
-      const int sh = 16 * (u & 1);
-      r.at[u] = run + ((before[u / 2] >> sh) & 0xffffu) + ((lane_before >> (FB * u)) & ((1u << FB) - 1u));
-      run += (tot[u / 2] >> sh) & 0xffffu;
-    }
-    r.total = run;
+    r.total = group_offsets<L>(s.warp_sums[0], mine, r.at);
     return r;
   }
   // put(at, position) for each key above `thr`, with `r` from rank_above.
@@ -800,7 +812,7 @@ __device__ Stream stream_segment(Shared& s, u64* buf, const SCORE_T* rowp, u32 s
                                  bool tie_large, u32 P) {
   const bool aligned = is_aligned(rowp);
   Stream st{0u, 0xffffffffu, 0u};
-  u32 G = 0;
+  u32 G = 0, chunk = 0;
   Vecs<LOADS> cur, nxt = {};
   if (s0 < s1) load_vecs(cur, rowp, aligned, s0, s1);
 #pragma unroll 1
@@ -818,40 +830,39 @@ __device__ Stream stream_segment(Shared& s, u64* buf, const SCORE_T* rowp, u32 s
     }
     if (st.n + CHUNK > CAP) shrink(s, buf, st, k, tie_large, G);
     if (P > 1) G = max(G, cluster_floor(s, P));
-    // The filter and the append use the same predicate, so the scan's slots are all filled.
+    // One bit a passing slot (slot j: vector j / VEC, lane j % VEC) and counts packed by vector;
+    // the append then visits only the passing slots.
     const float Gf = floor_value(G);
-    const auto passes = [&](int u, int v) {
-      return !(score_at(cur, u, v) <= Gf) &&
-             (whole || c0 + (u * THREADS + threadIdx.x) * VEC + v < s1);
-    };
-    u32 cnt[LOADS];
-    bool any = false;
+    constexpr int FB = 32 / LOADS;
+    float f[PER_THREAD];
+    u32 m = 0, packed = 0;
 #pragma unroll
-    for (int u = 0; u < LOADS; ++u) {
-      cnt[u] = 0;
-#pragma unroll
-      for (int v = 0; v < VEC; ++v) cnt[u] += passes(u, v);
-      any |= cnt[u] != 0;
+    for (int j = 0; j < PER_THREAD; ++j) {
+      const int u = j / VEC, v = j % VEC;
+      f[j] = score_at(cur, u, v);
+      const bool ok = !(f[j] <= Gf) && (whole || c0 + (u * THREADS + threadIdx.x) * VEC + v < s1);
+      m |= (u32)ok << j;
+      packed += (u32)ok << (FB * u);
     }
-    if (__syncthreads_or(any)) {
-      u32 excl[LOADS], total;
-      ordered_scan<LOADS>(s, cnt, excl, total);
+    u32 at[LOADS];
+    const u32 total = group_offsets<LOADS>(s.warp_sums[chunk & 1], packed, at);
+    if (total) {
+      while (m) {
+        const int j = __ffs(m) - 1;
+        m &= m - 1;
+        float x = f[0];
 #pragma unroll
-      for (int u = 0; u < LOADS; ++u) {
-        const u32 q0 = c0 + (u * THREADS + threadIdx.x) * VEC;
-        u32 at = st.n + excl[u];
-#pragma unroll
-        for (int v = 0; v < VEC; ++v) {
-          if (passes(u, v)) {
-            const u32 key = order_key(score_at(cur, u, v));
-            buf[at++] = ((u64)key << 32) | (q0 + v);
-            st.lo = min(st.lo, key);
-            st.hi = max(st.hi, key);
-          }
-        }
+        for (int jj = 1; jj < PER_THREAD; ++jj) x = j == jj ? f[jj] : x;
+        const int u = LOADS == 1 ? 0 : j / VEC;
+        const u32 key = order_key(x);
+        const u32 slot = st.n + (u == 0 ? at[0]++ : at[LOADS - 1]++);
+        buf[slot] = ((u64)key << 32) | (c0 + (u * THREADS + threadIdx.x) * VEC + j % VEC);
+        st.lo = min(st.lo, key);
+        st.hi = max(st.hi, key);
       }
       st.n += total;
     }
+    ++chunk;
     cur = nxt;
   }
   __syncthreads();
