@@ -363,9 +363,12 @@ __device__ __forceinline__ void find_bin(Shared& s, int h, u32 want, u32& bin, u
 
 // Zero a histogram, 16 bytes a store.
 __device__ __forceinline__ void clear_bins(u32 (&h)[BINS]) {
+  constexpr int N = BINS / 4;
 #pragma unroll
-  for (int i = threadIdx.x; i < BINS / 4; i += THREADS)
-    reinterpret_cast<uint4*>(h)[i] = make_uint4(0u, 0u, 0u, 0u);
+  for (int r = 0; r < (N + THREADS - 1) / THREADS; ++r) {
+    const int i = r * THREADS + threadIdx.x;
+    if (N % THREADS == 0 || i < N) reinterpret_cast<uint4*>(h)[i] = make_uint4(0u, 0u, 0u, 0u);
+  }
 }
 
 // Add 1 to the shared counter at `addr` when `p`, else to this lane's slot of `sink`: always
@@ -616,26 +619,14 @@ struct RegisterKeys {
 };
 
 // Copy the keys of a resident segment that have the prefix of `d` into `s.list`, in no
-// particular order (the select counts, it does not place). False if they do not all fit.
+// particular order (the select counts, it does not place): one shared atomic a copied key, few
+// of them per warp. False if they do not all fit.
 template <int L, bool FULL>
 __device__ bool list_prefix(Shared& s, const RegisterKeys<L, FULL>& src, const Digits& d) {
-  const int lane = threadIdx.x & 31;
-  const auto in = [&](u32 key, bool valid) { return valid && ((key ^ d.prefix) & d.mask) == 0; };
-  u32 c = 0;
-  src.each([&](u32 key, bool valid) { c += in(key, valid); });
-  u32 x = c;
-#pragma unroll
-  for (int o = 1; o < 32; o <<= 1) {
-    const u32 y = __shfl_up_sync(0xffffffffu, x, o);
-    if (lane >= o) x += y;
-  }
-  u32 base = 0;
-  if (lane == 31 && x) base = atomicAdd(&s.list_n, x);
-  u32 at = __shfl_sync(0xffffffffu, base, 31) + x - c;
   src.each([&](u32 key, bool valid) {
-    if (in(key, valid)) {
+    if (valid && ((key ^ d.prefix) & d.mask) == 0) {
+      const u32 at = atomicAdd(&s.list_n, 1u);
       if (at < LIST) s.list[at] = key;
-      ++at;
     }
   });
   __syncthreads();
@@ -781,6 +772,7 @@ __device__ __forceinline__ u32 cluster_floor(Shared& s, u32 P) {
 // appended; lo is raised to the floor at every shrink).
 struct Stream {
   u32 n, lo, hi;
+  u32 seen;  // entries ever appended
 };
 
 // The least key that may still win after cutting the first `k` of some of the segment's
@@ -807,11 +799,14 @@ __device__ __forceinline__ void shrink(Shared& s, u64* buf, Stream& st, u32 k, b
   st.lo = max(st.lo, publish_floor(s, c));
 }
 
-// Stream positions [s0, s1) of the row into the buffer.
-__device__ Stream stream_segment(Shared& s, u64* buf, const SCORE_T* rowp, u32 s0, u32 s1, u32 k,
-                                 bool tie_large, u32 P) {
+// Stream positions [s0, s1) of the row into the buffer. With `guess`, a long segment seeds
+// its floor from the first chunk's expected share of the segment's top k (twice it, plus 64),
+// which may be too high: the caller streams again without `guess` when fewer than k scores
+// passed it.
+__device__ Stream stream_pass(Shared& s, u64* buf, const SCORE_T* rowp, u32 s0, u32 s1, u32 k,
+                              bool tie_large, u32 P, bool guess) {
   const bool aligned = is_aligned(rowp);
-  Stream st{0u, 0xffffffffu, 0u};
+  Stream st{0u, 0xffffffffu, 0u, 0u};
   u32 G = 0, chunk = 0;
   Vecs<LOADS> cur, nxt = {};
   if (s0 < s1) load_vecs(cur, rowp, aligned, s0, s1);
@@ -824,9 +819,16 @@ __device__ Stream stream_segment(Shared& s, u64* buf, const SCORE_T* rowp, u32 s
       u32 lo = 0xffffffffu, hi = 0u;
       const RegisterKeys<LOADS, true> first = keys_of<true>(cur, c0, s1, lo, hi);
       block_minmax(s, lo, hi);
-      // The chunk itself is filtered next, so its own keys equal to the floor must pass.
-      const Cut c = select_cut(s, first, k, CHUNK, lo, hi, tie_large, 1, nullptr, 1);
-      G = max(G, publish_floor(s, c) - 1);
+      // The chunk itself is filtered next, so its own keys equal to the floor must pass. A
+      // guessed floor is this CTA's alone: only a floor that k scores pass is published.
+      const u32 share = (u32)min((u64)k, 2ull * k * CHUNK / (s1 - s0) + 64);
+      if (guess && share < k) {
+        const Cut c = select_cut(s, first, share, CHUNK, lo, hi, tie_large, 1, nullptr, 2);
+        G = max(G, (c.K != 0 ? c.K : c.T + 1) - 1);
+      } else {
+        const Cut c = select_cut(s, first, k, CHUNK, lo, hi, tie_large, 1, nullptr, 1);
+        G = max(G, publish_floor(s, c) - 1);
+      }
     }
     if (st.n + CHUNK > CAP) shrink(s, buf, st, k, tie_large, G);
     if (P > 1) G = max(G, cluster_floor(s, P));
@@ -861,6 +863,7 @@ __device__ Stream stream_segment(Shared& s, u64* buf, const SCORE_T* rowp, u32 s
         st.hi = max(st.hi, key);
       }
       st.n += total;
+      st.seen += total;
     }
     ++chunk;
     cur = nxt;
@@ -1070,7 +1073,13 @@ extern "C" __global__ void __launch_bounds__(THREADS, MIN_BLOCKS) DSA_ENTRY_TOPK
     resident<false>(p, s, buf, chist, rowp, s0, s1, row, req, rank, P);
 #else
   row_sync(P);  // peers have started, floors and cluster histograms are zero
-  const Stream st = stream_segment(s, buf, rowp, s0, s1, (u32)p.k, p.tie_large != 0, P);
+  const bool tie_large = p.tie_large != 0;
+  Stream st;
+#pragma unroll 1
+  for (bool guess = true;; guess = false) {
+    st = stream_pass(s, buf, rowp, s0, s1, (u32)p.k, tie_large, P, guess);
+    if (!guess || st.seen >= (u32)p.k || st.seen == s1 - s0) break;  // else the guess was too high
+  }
   finish(p, s, buf, chist, BufferKeys{buf, st.n}, st.n, st.lo, st.hi, row, req, rank, P);
 #endif
 }
