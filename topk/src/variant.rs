@@ -104,7 +104,11 @@ impl TopkVariant {
 impl fmt::Display for TopkVariant {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.resident {
-            write!(f, "topk.radix[{},threads={},resident]", self.dtype, self.threads)
+            write!(
+                f,
+                "topk.radix[{},threads={},resident]",
+                self.dtype, self.threads
+            )
         } else {
             write!(
                 f,
@@ -126,7 +130,10 @@ impl KernelVariant for TopkVariant {
                 ("VEC".into(), self.vec().to_string()),
                 ("THREADS".into(), self.threads.to_string()),
                 ("KMAX".into(), self.kmax.to_string()),
-                ("SEGMENTS_RESIDENT".into(), u32::from(self.resident).to_string()),
+                (
+                    "SEGMENTS_RESIDENT".into(),
+                    u32::from(self.resident).to_string(),
+                ),
             ],
             &["TOPK"],
         )

@@ -25,6 +25,9 @@ enum Data {
     Special,
     /// Ascending: every element beats the threshold so far (worst case for the buffer).
     Ascending,
+    /// Descending: the first chunk holds a segment's largest scores, so a floor guessed from
+    /// it is too high and the segment is streamed again.
+    Descending,
 }
 
 fn scores(rng: &mut StdRng, n: usize, data: Data) -> Vec<f32> {
@@ -59,6 +62,7 @@ fn scores(rng: &mut StdRng, n: usize, data: Data) -> Vec<f32> {
             v
         }
         Data::Ascending => (0..n).map(|i| i as f32 * 0.25 - 1000.0).collect(),
+        Data::Descending => (0..n).map(|i| 1000.0 - i as f32 * 0.25).collect(),
     }
 }
 
@@ -235,7 +239,13 @@ fn random_and_tie_heavy_rows_match_the_reference_for_every_option() {
     let g = gpu();
     let mut rng = StdRng::seed_from_u64(1);
     for dtype in ScoreDtype::ALL {
-        for data in [Data::Random, Data::Ties, Data::Special, Data::Ascending] {
+        for data in [
+            Data::Random,
+            Data::Ties,
+            Data::Special,
+            Data::Ascending,
+            Data::Descending,
+        ] {
             for tie in [TieBreak::Small, TieBreak::Large] {
                 for order in [OutputOrder::Index, OutputOrder::Sorted] {
                     let (rows, stride) = (19, 20000);
@@ -294,9 +304,9 @@ fn every_variant_and_launch_shape_gives_the_same_bits() {
     let mut rng = StdRng::seed_from_u64(3);
     // Long enough that every CTA of the largest cluster streams several chunks and shrinks its
     // buffer; tie-heavy data puts long runs of equal keys across every cut, ascending data makes
-    // every score beat the floor so far.
+    // every score beat the floor so far, descending data makes the guessed floor too high.
     let (rows, stride) = (3, 300_000);
-    let data = [Data::Ties, Data::Ascending, Data::Random];
+    let data = [Data::Ties, Data::Ascending, Data::Random, Data::Descending];
     let base: Vec<Vec<f32>> = data
         .iter()
         .map(|&d| {
