@@ -618,19 +618,28 @@ struct RegisterKeys {
   }
 };
 
-// Copy the keys of a resident segment that have the prefix of `d` into `s.list`, in no
-// particular order (the select counts, it does not place): one shared atomic a copied key, few
-// of them per warp. False if they do not all fit.
+// Copy the keys of a resident segment that have the prefix of `d` (at most d.eq <= LIST of
+// them: the chosen bin's count) into `s.list`, in no particular order (the select counts, it
+// does not place): a count, a warp scan and one shared atomic a warp, then the copy.
 template <int L, bool FULL>
-__device__ bool list_prefix(Shared& s, const RegisterKeys<L, FULL>& src, const Digits& d) {
+__device__ void list_prefix(Shared& s, const RegisterKeys<L, FULL>& src, const Digits& d) {
+  const int lane = threadIdx.x & 31;
+  const auto in = [&](u32 key, bool valid) { return valid && ((key ^ d.prefix) & d.mask) == 0; };
+  u32 c = 0;
+  src.each([&](u32 key, bool valid) { c += in(key, valid); });
+  u32 x = c;
+#pragma unroll
+  for (int o = 1; o < 32; o <<= 1) {
+    const u32 y = __shfl_up_sync(0xffffffffu, x, o);
+    if (lane >= o) x += y;
+  }
+  u32 base = 0;
+  if (lane == 31 && x) base = atomicAdd(&s.list_n, x);
+  u32 at = __shfl_sync(0xffffffffu, base, 31) + x - c;
   src.each([&](u32 key, bool valid) {
-    if (valid && ((key ^ d.prefix) & d.mask) == 0) {
-      const u32 at = atomicAdd(&s.list_n, 1u);
-      if (at < LIST) s.list[at] = key;
-    }
+    if (in(key, valid)) s.list[at++] = key;
   });
   __syncthreads();
-  return s.list_n <= LIST;
 }
 
 // The cut of a row whose candidates are in the buffer.
@@ -647,10 +656,12 @@ __device__ Cut row_cut(Shared& s, const RegisterKeys<L, FULL>& src, u32 want, u3
   Digits d = start_digits(want, total, lo, hi);
   select_passes(s, src, d, P, chist, 1);
   if (d.bits > 0 && !d.whole) {
-    if (list_prefix(s, src, d))
+    if (d.eq <= LIST) {  // the chosen bin's keys (of the whole cluster) fit the list
+      list_prefix(s, src, d);
       select_passes(s, ListKeys{s.list, s.list_n}, d, P, chist, 3);
-    else
+    } else {
       select_passes(s, src, d, P, chist, 3);
+    }
   }
   return cut_of(d, tie_large);
 }
@@ -837,15 +848,20 @@ __device__ Stream stream_pass(Shared& s, u64* buf, const SCORE_T* rowp, u32 s0, 
     const float Gf = floor_value(G);
     constexpr int FB = 32 / LOADS;
     float f[PER_THREAD];
-    u32 m = 0, packed = 0;
+    u32 m = 0;
 #pragma unroll
     for (int j = 0; j < PER_THREAD; ++j) {
       const int u = j / VEC, v = j % VEC;
       f[j] = score_at(cur, u, v);
-      const bool ok = !(f[j] <= Gf) && (whole || c0 + (u * THREADS + threadIdx.x) * VEC + v < s1);
-      m |= (u32)ok << j;
-      packed += (u32)ok << (FB * u);
+      if (!(f[j] <= Gf)) m |= 1u << j;
     }
+    if (!whole)  // the last chunk: slots past the segment's end never pass
+#pragma unroll
+      for (int j = 0; j < PER_THREAD; ++j)
+        if (c0 + ((j / VEC) * THREADS + threadIdx.x) * VEC + j % VEC >= s1) m &= ~(1u << j);
+    u32 packed = 0;
+#pragma unroll
+    for (int u = 0; u < LOADS; ++u) packed += (u32)__popc((m >> (u * VEC)) & ((1u << VEC) - 1u)) << (FB * u);
     u32 at[LOADS];
     const u32 total = group_offsets<LOADS>(s.warp_sums[chunk & 1], packed, at);
     if (total) {
