@@ -123,7 +123,10 @@ impl KernelVariant for ScoresVariant {
         KernelSpec::new(
             "indexer",
             self.to_string(),
-            include_str!("kernels/scores.cu"),
+            concat!(
+                include_str!("kernels/scores.cu"),
+                include_str!("kernels/scores_ragged.cu")
+            ),
             vec![
                 ("H".into(), self.heads.to_string()),
                 ("D".into(), self.dim.to_string()),
