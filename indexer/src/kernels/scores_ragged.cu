@@ -1,6 +1,230 @@
 #line 2 "scores_ragged.cu"
 // Prefill (ragged) scores; compiled after scores.cu (the shared helpers).
 
+#ifdef DSA_SM90A
+// Prefill on sm_90a. Block (x, y) scores the PTOK consecutive tokens [x*PTOK, (x+1)*PTOK)
+// against the columns [y*cps, (y+1)*cps) of the contiguous key buffer; columns outside a
+// token's [ks, ke) get -inf. The block is one warpgroup. Its tokens' queries ([PTOK * H, D]
+// rows, swizzled) arrive in shared memory once; keys stream in tiles of 64 through a
+// PSTAGES-deep cp.async ring (one commit group per tile, zero-filled past the block's range, as
+// in the decode pipeline), and each tile is scored against all PTOK tokens with wgmma
+// m64nNk32 e4m3: keys are M (A, 64 x D), the block's query rows N (B). The rows form two banks
+// of PTOK/2 tokens, each its own commit group, so the first bank's epilogue runs while the
+// second bank's MMA does (and the other resident block fills the tensor cores during this
+// block's second epilogue). Epilogue per bank: acc_logits per token (relu, weights, the sum over
+// the thread's heads), a 4-lane reduce-scatter that leaves each lane whole logits, masked
+// stores. The block's range is the union of its tokens' ranges (start rounded down to 8 keys):
+// consecutive causal tokens have nearly the same range, so little of it is wasted, and each
+// logit is stored only inside its own token's range. The index math is replayed on the host by
+// `ragged_wgmma_writes` in scores.rs's tests: keep the two in step.
+
+#define PT 128                   // threads: one warpgroup
+#define PKEYS 64                 // keys per tile (wgmma M)
+#define PBANK (PTOK / 2)         // tokens per bank
+#define PNB (PBANK * H)          // query rows (wgmma N) per bank
+#define PCW (PNB % 128 == 0 ? 128 : PNB % 64 == 0 ? 64 : PNB % 32 == 0 ? 32 : 16)
+#define PV (PBANK < 2 ? 4 : 2 * PBANK)  // logits a thread reduces per bank (padded to 4)
+
+namespace sc {
+
+// Dynamic shared memory, 1024-aligned by hand; `prefill_smem_bytes` in scores.rs is its size
+// plus 1024 bytes of alignment slack.
+struct PrefillSmem {
+  u8 keys[PSTAGES][PKEYS * D];  // swizzled key rows
+  u8 q[PTOK * H * D];           // swizzled query rows, token-major
+  float scale[PSTAGES][PKEYS];
+};
+
+// Issues the copies (no commit) of keys [s0, s0 + 64) and their scales into stage `st`; keys
+// at or past `end` are zero-filled.
+__device__ __forceinline__ void issue_keys(PrefillSmem& sm, int st, i64 s0, i64 end,
+                                           const RaggedParams& p, int tid) {
+  const u8* k8 = (const u8*)p.k8;
+  const u32 kbase = smem_u32(sm.keys[st]);
+#pragma unroll
+  for (int i = 0; i < PKEYS * CPK / PT; ++i) {
+    const int v = tid + i * PT, key = v / CPK, ch = v % CPK;
+    const bool ok = s0 + key < end;
+    cp_async16(kbase + swz(key, ch), ok ? k8 + (s0 + key) * D + ch * 16 : k8, ok ? 16u : 0u);
+  }
+  if (tid < PKEYS) {
+    const float* ksc = (const float*)p.kscale;
+    const bool ok = s0 + tid < end;
+    cp_async4(smem_u32(&sm.scale[st][tid]), ok ? ksc + s0 + tid : ksc, ok ? 4u : 0u);
+  }
+}
+
+// The weighted ReLU sums of one bank, partial over this thread's heads: v[2u] key g, v[2u + 1]
+// key g + 8 of the bank's token u (slots past 2 * PBANK are 0).
+template <bool SCALED>
+__device__ __forceinline__ void bank_logits(const float acc[PNB / 2], const float w[PBANK][NT][2],
+                                            float s0, float s1, float v[PV]) {
+#pragma unroll
+  for (int i = 2 * PBANK; i < PV; ++i) v[i] = 0.0f;
+#pragma unroll
+  for (int u = 0; u < PBANK; ++u)
+    acc_logits<SCALED>(acc + u * (H / 2), w[u], s0, s1, v[2 * u], v[2 * u + 1]);
+}
+
+// Sums v over the 4 lanes of a quad, scattered: afterwards v[m] (m < PV / 4) on lane c is the
+// quad's sum of the original v[4m + c]. PV/2 + PV/4 shuffles.
+__device__ __forceinline__ void quad_reduce_scatter(float v[PV], int c) {
+  float h[PV / 2];  // h[i]: the pair's (lanes c, c ^ 1) sum of v[2i + (c & 1)]
+#pragma unroll
+  for (int i = 0; i < PV / 2; ++i) {
+    const float keep = (c & 1) ? v[2 * i + 1] : v[2 * i];
+    const float give = (c & 1) ? v[2 * i] : v[2 * i + 1];
+    h[i] = keep + __shfl_xor_sync(FULL_MASK, give, 1);
+  }
+#pragma unroll
+  for (int m = 0; m < PV / 4; ++m) {
+    const float keep = (c & 2) ? h[2 * m + 1] : h[2 * m];
+    const float give = (c & 2) ? h[2 * m] : h[2 * m + 1];
+    v[m] = keep + __shfl_xor_sync(FULL_MASK, give, 2);
+  }
+}
+
+}  // namespace sc
+
+extern "C" __global__ void __launch_bounds__(PT, PMINB) DSA_ENTRY_RAGGED(const sc::RaggedParams p) {
+  extern __shared__ __align__(16) u8 dyn_smem[];
+  u32 dyn_bytes;
+  asm("mov.u32 %0, %%dynamic_smem_size;" : "=r"(dyn_bytes));
+  if (blockDim.x != PT || dyn_bytes < sizeof(sc::PrefillSmem) + 1024) __trap();  // host mismatch
+  sc::PrefillSmem& sm = *reinterpret_cast<sc::PrefillSmem*>(
+      dyn_smem + ((1024u - (sc::smem_u32(dyn_smem) & 1023u)) & 1023u));
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, c = lane & 3;
+  const i64 t0 = (i64)blockIdx.x * PTOK;
+  const i64 c0 = (i64)blockIdx.y * p.cols_per_split;
+  const i64 c1 = min(c0 + p.cols_per_split, p.stride);
+
+  // Every thread holds every token's clamped range (empty for tokens past T).
+  int lo[PTOK], hi[PTOK];
+  int rlo = 0x7fffffff, rhi = 0;
+#pragma unroll
+  for (int u = 0; u < PTOK; ++u) {
+    const i64 t = t0 + u;
+    lo[u] = 0;
+    hi[u] = 0;
+    if (t < p.tokens) {
+      lo[u] = min(max(((const i32*)p.ks)[t], 0), p.num_keys);
+      hi[u] = min(max(((const i32*)p.ke)[t], lo[u]), p.num_keys);
+      if (blockIdx.y == 0 && tid == u) {
+        if (p.starts_out) ((i32*)p.starts_out)[t] = lo[u];
+        if (p.lengths_out) ((i32*)p.lengths_out)[t] = hi[u] - lo[u];
+      }
+      if (hi[u] > lo[u]) {
+        rlo = min(rlo, lo[u]);
+        rhi = max(rhi, hi[u]);
+      }
+      float* out = (float*)p.logits + t * p.stride;
+      for (i64 s = c0 + tid; s < min(c1, (i64)lo[u]); s += PT) out[s] = sc::neg_inf();
+      for (i64 s = max(c0, (i64)hi[u]) + tid; s < c1; s += PT) out[s] = sc::neg_inf();
+    }
+  }
+  const i64 first = max(c0, (i64)(rlo & ~7)), end = min(c1, (i64)rhi);
+  if (first >= end) return;  // block-uniform
+  const int tiles = (int)((end - first + PKEYS - 1) / PKEYS);
+
+  // Prologue: the queries (zero rows past T, with tile 0's group) and tiles 0 .. PSTAGES-2.
+  const i64 qrows = min((i64)PTOK, p.tokens - t0) * H;
+  const u8* q8 = (const u8*)p.q8 + t0 * H * D;
+  for (int v = tid; v < PTOK * H * CPK; v += PT) {
+    const bool ok = v / CPK < qrows;
+    sc::cp_async16(sc::smem_u32(sm.q + sc::swz(v / CPK, v % CPK)), ok ? q8 + (i64)v * 16 : (const u8*)p.q8,
+                   ok ? 16u : 0u);
+  }
+#pragma unroll
+  for (int j = 0; j < PSTAGES - 1; ++j) {
+    if (j < tiles) sc::issue_keys(sm, j, first + j * PKEYS, end, p, tid);
+    sc::cp_async_commit();
+  }
+
+  // This thread's weights (heads 8n + 2c, 8n + 2c + 1 of every token) and, per bank b and
+  // reduced slot m, the range of the token its logit belongs to (bank token 2m + c / 2).
+  float w[PTOK][NT][2];
+  const float* wq = (const float*)p.wq;
+#pragma unroll
+  for (int u = 0; u < PTOK; ++u) {
+    const bool live = t0 + u < p.tokens;
+#pragma unroll
+    for (int n = 0; n < NT; ++n) {
+      w[u][n][0] = live ? wq[(t0 + u) * H + 8 * n + 2 * c] : 0.0f;
+      w[u][n][1] = live ? wq[(t0 + u) * H + 8 * n + 2 * c + 1] : 0.0f;
+    }
+  }
+  int slo[2][PV / 4], shi[2][PV / 4];
+#pragma unroll
+  for (int b = 0; b < 2; ++b) {
+#pragma unroll
+    for (int m = 0; m < PV / 4; ++m) {
+      const int u = b * PBANK + 2 * m + (c >> 1);
+      slo[b][m] = 0;
+      shi[b][m] = 0;
+#pragma unroll
+      for (int k = 0; k < PTOK; ++k) {
+        if (k == u && 2 * m + (c >> 1) < PBANK) {
+          slo[b][m] = lo[k];
+          shi[b][m] = hi[k];
+        }
+      }
+    }
+  }
+  float acc[2][PNB / 2];
+#pragma unroll
+  for (int i = 0; i < PNB / 2; ++i) acc[0][i] = acc[1][i] = 0.0f;
+
+#pragma unroll 1
+  for (int it = 0; it < tiles; ++it) {
+    sc::cp_async_wait<PSTAGES - 2>();
+    sc::fence_proxy_async();  // this thread's copies, visible to the tensor cores' reads
+    __syncthreads();  // tile `it` landed for every thread; stage (it - 1) % PSTAGES is free
+    const int st = it % PSTAGES;
+    const u32 ka = sc::smem_u32(sm.keys[st]), qa = sc::smem_u32(sm.q);
+#pragma unroll
+    for (int i = 0; i < PNB / 2; ++i) {
+      sc::reg_fence(acc[0][i]);
+      sc::reg_fence(acc[1][i]);
+    }
+    sc::wgmma_fence();
+    sc::wgmma_rows<PNB, PCW>(ka, qa, acc[0]);
+    sc::wgmma_commit();
+    sc::wgmma_rows<PNB, PCW>(ka, qa + PNB * D, acc[1]);
+    sc::wgmma_commit();
+    const int nxt = it + PSTAGES - 1;
+    if (nxt < tiles) sc::issue_keys(sm, nxt % PSTAGES, first + (i64)nxt * PKEYS, end, p, tid);
+    sc::cp_async_commit();
+
+    const int r0 = warp * 16 + g;
+    const float k0 = sm.scale[st][r0], k1 = sm.scale[st][r0 + 8];
+    const bool plain = __all_sync(FULL_MASK, k0 > 0.0f && k0 <= 3.402823466e38f &&
+                                                 k1 > 0.0f && k1 <= 3.402823466e38f);
+    const i64 s = first + (i64)it * PKEYS + r0 + 8 * (c & 1);  // the key of this lane's logits
+    auto bank = [&](int b, const float* a) {
+      float v[PV];
+      if (plain)
+        sc::bank_logits<false>(a, w + b * PBANK, k0, k1, v);
+      else
+        sc::bank_logits<true>(a, w + b * PBANK, k0, k1, v);
+      sc::quad_reduce_scatter(v, c);
+#pragma unroll
+      for (int m = 0; m < PV / 4; ++m)
+        if (s >= slo[b][m] && s < shi[b][m] && s < end)
+          ((float*)p.logits)[(t0 + b * PBANK + 2 * m + (c >> 1)) * p.stride + s] = v[m];
+    };
+    sc::wgmma_wait<1>();
+#pragma unroll
+    for (int i = 0; i < PNB / 2; ++i) sc::reg_fence(acc[0][i]);
+    bank(0, acc[0]);
+    sc::wgmma_wait<0>();
+#pragma unroll
+    for (int i = 0; i < PNB / 2; ++i) sc::reg_fence(acc[1][i]);
+    bank(1, acc[1]);
+  }
+}
+
+#else  // the register path (mma.sync; sm_80 emulated)
+
 namespace sc {
 
 // One token's query fragments (heads 16m+g and 16m+g+8) and folded weights.
@@ -126,3 +350,5 @@ extern "C" __global__ void __launch_bounds__(PWARPS * 32) DSA_ENTRY_RAGGED(const
     }
   }
 }
+
+#endif
