@@ -5,7 +5,7 @@ use crate::config::{IndexerConfig, RopeStyle};
 use crate::error::{IndexerError, Result, check_opt_ptr, check_ptr};
 use crate::launch::{PREP, launch};
 use crate::variant::{PREP_WARPS, PrepVariant};
-use cudarc::driver::{CudaStream, DeviceRepr};
+use cudarc::driver::{CudaStream, DeviceRepr, LaunchConfig};
 use std::sync::Arc;
 
 /// Device pointers of the key path. Shapes use `T` tokens, `D` the head dim, `R` the rope dim.
@@ -138,8 +138,11 @@ pub unsafe fn launch_key_path(
             &PrepVariant::of(config),
             "KEY",
             stream,
-            grid,
-            32 * PREP_WARPS,
+            LaunchConfig {
+                grid_dim: grid,
+                block_dim: (32 * PREP_WARPS, 1, 1),
+                shared_mem_bytes: 0,
+            },
             &p,
         )
     }

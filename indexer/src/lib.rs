@@ -32,7 +32,9 @@
 //! 3. **Scores** ([`scores`]): `logit[t,s] = Σ_h w'[t,h] · relu(dot(q8[t,h], k8[s]) · s_k[s])`
 //!    with the e4m3 values multiplied exactly and accumulated in f32 by `mma.sync
 //!    m16n8k32.e4m3` (sm_89+; a shuffle-based scalar emulation on sm_80), `relu(NaN) = 0`.
-//!    Decode on sm_90a uses `wgmma m64nHk32.e4m3` instead: Hopper's FP8 tensor-core sums keep
+//!    On sm_90a both kernels use `wgmma m64nNk32.e4m3` instead (keys as M; decode: the H heads
+//!    as N; prefill: the heads of 2, 4 or 8 consecutive tokens, whose block shares each key
+//!    tile): Hopper's FP8 tensor-core sums keep
 //!    fewer bits than f32 (as in DeepGEMM's `fp8_paged_mqa_logits`), so a logit there is exact
 //!    to about `1e-4` of its absolute terms `Σ_h |w'| · |s_k| · Σ_d |q8 · k8|`, not of its value
 //!    (a logit that cancels down to a small number carries that absolute error).
@@ -98,9 +100,7 @@
 //!
 //! ## Limits
 //! `D ∈ {64, 128}`; `H` a multiple of 16 with `H · D <= 8192`; `R` a multiple of `D/16`;
-//! `P` a power of two `>= 4`; one query token per request in decode (no MTP `next_n > 1` yet); the
-//! prefill scores kernel uses `mma.sync` (no wgmma yet; Hopper lowers FP8 `mma.sync` to f16
-//! conversions and HMMA).
+//! `P` a power of two `>= 4`; one query token per request in decode (no MTP `next_n > 1` yet).
 
 pub mod collective;
 pub mod config;

@@ -156,7 +156,7 @@ impl PrefillPlan {
         Ok(PrefillPlan {
             config,
             shape,
-            split: ColumnSplit::prefill(shape.tokens, shape.stride, device),
+            split: ColumnSplit::prefill(&config, shape.tokens, shape.stride, device),
             topk,
             regions,
         })

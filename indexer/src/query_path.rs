@@ -5,7 +5,7 @@ use crate::config::{IndexerConfig, RopeStyle};
 use crate::error::{IndexerError, Result, check_ptr};
 use crate::launch::{PREP, launch};
 use crate::variant::{PREP_WARPS, PrepVariant};
-use cudarc::driver::{CudaStream, DeviceRepr};
+use cudarc::driver::{CudaStream, DeviceRepr, LaunchConfig};
 use std::sync::Arc;
 
 /// Device pointers of the query path (`T` tokens, `H` heads, `D` head dim, `R` rope dim).
@@ -118,8 +118,11 @@ pub unsafe fn launch_query_path(
             &PrepVariant::of(config),
             "QUERY",
             stream,
-            grid,
-            32 * PREP_WARPS,
+            LaunchConfig {
+                grid_dim: grid,
+                block_dim: (32 * PREP_WARPS, 1, 1),
+                shared_mem_bytes: 0,
+            },
             &p,
         )
     }

@@ -6,10 +6,10 @@ use crate::config::IndexerConfig;
 use crate::error::{IndexerError, Result, check_opt_ptr, check_ptr};
 use crate::launch::{SCORES, launch};
 use crate::variant::{
-    DECODE_BLOCKS_MMA, DECODE_BLOCKS_WGMMA, DECODE_STEP, DECODE_WARPS, PREFILL_TILE, PREFILL_WARPS,
-    ScoresVariant,
+    DECODE_BLOCKS_MMA, DECODE_BLOCKS_WGMMA, DECODE_STEP, DECODE_WARPS, PREFILL_THREADS_WGMMA,
+    PREFILL_TILE, PREFILL_WARPS, ScoresVariant,
 };
-use cudarc::driver::{CudaStream, DeviceRepr};
+use cudarc::driver::{CudaStream, DeviceRepr, LaunchConfig};
 use dsa_jit_cache::DeviceInfo;
 use std::sync::Arc;
 
@@ -26,6 +26,40 @@ pub fn decode_blocks_per_sm(device: &DeviceInfo) -> u32 {
         DECODE_BLOCKS_WGMMA
     } else {
         DECODE_BLOCKS_MMA
+    }
+}
+
+/// The prefill scores kernel's block shape on a device. sm_90 (compiled as sm_90a) runs the
+/// wgmma kernel: one warpgroup scores [`ScoresVariant::prefill_tokens_wgmma`] consecutive
+/// tokens with dynamic shared memory; every other device runs the `mma.sync` kernel, one warp
+/// per token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PrefillLaunch {
+    /// Tokens per block (`gridDim.x = ceil(T / tokens_per_block)`).
+    pub tokens_per_block: u32,
+    /// Threads per block.
+    pub threads: u32,
+    /// Dynamic shared memory per block, bytes.
+    pub smem_bytes: u32,
+}
+
+impl PrefillLaunch {
+    /// The shape for `config` on a device of `compute_capability`.
+    pub fn of(config: &IndexerConfig, compute_capability: (u32, u32)) -> Self {
+        let v = ScoresVariant::of(config);
+        if compute_capability == (9, 0) {
+            PrefillLaunch {
+                tokens_per_block: v.prefill_tokens_wgmma(),
+                threads: PREFILL_THREADS_WGMMA,
+                smem_bytes: v.prefill_smem_wgmma(),
+            }
+        } else {
+            PrefillLaunch {
+                tokens_per_block: PREFILL_WARPS,
+                threads: 32 * PREFILL_WARPS,
+                smem_bytes: 0,
+            }
+        }
     }
 }
 
@@ -57,10 +91,16 @@ impl ColumnSplit {
     }
 
     /// Prefill: at most 2048 columns per block, more splits when the token
-    /// groups alone do not fill the device.
-    pub fn prefill(tokens: usize, stride: usize, device: &DeviceInfo) -> Self {
+    /// groups (of [`PrefillLaunch::tokens_per_block`]) alone do not fill the device.
+    pub fn prefill(
+        config: &IndexerConfig,
+        tokens: usize,
+        stride: usize,
+        device: &DeviceInfo,
+    ) -> Self {
         let step = PREFILL_TILE as usize;
-        let groups = tokens.div_ceil(PREFILL_WARPS as usize).max(1);
+        let per_block = PrefillLaunch::of(config, device.compute_capability).tokens_per_block;
+        let groups = tokens.div_ceil(per_block as usize).max(1);
         let target = (device.sm_count as usize * BLOCKS_PER_SM / 2).div_ceil(groups);
         Self::fit(
             stride,
@@ -200,10 +240,14 @@ fn ragged_params(a: &RaggedScoresArgs, split: ColumnSplit) -> Result<RaggedParam
     check_ptr("logits", a.logits, 4)?;
     check_opt_ptr("starts_out", a.starts_out, 4)?;
     check_opt_ptr("lengths_out", a.lengths_out, 4)?;
-    if a.tokens > MAX_I32 || a.num_keys > MAX_I32 || a.stride < a.num_keys.max(1) {
+    if a.tokens > MAX_I32
+        || a.num_keys > MAX_I32
+        || a.stride < a.num_keys.max(1)
+        || split.cols_per_split == 0
+    {
         return Err(IndexerError::Shape(format!(
-            "prefill scores: {} tokens, {} keys, stride {} (need stride >= max(keys, 1), sizes <= i32::MAX)",
-            a.tokens, a.num_keys, a.stride
+            "prefill scores: {} tokens, {} keys, stride {}, {} columns per block (need stride >= max(keys, 1), columns per block >= 1, sizes <= i32::MAX)",
+            a.tokens, a.num_keys, a.stride, split.cols_per_split
         )));
     }
     Ok(RaggedParams {
@@ -275,7 +319,9 @@ pub(crate) fn check_scores_paged(
 }
 
 /// Checks `args` and launches the prefill scores with `split` (from
-/// [`ColumnSplit::prefill`] for the same `tokens` and `stride`).
+/// [`ColumnSplit::prefill`] for the same `tokens` and `stride`, or any split whose
+/// `cols_per_split` is a positive multiple of 64), in the [`PrefillLaunch`] shape of the
+/// stream's device.
 ///
 /// # Safety
 /// Every non-zero pointer must be device memory on `stream`'s context of the shape documented
@@ -290,8 +336,13 @@ pub unsafe fn launch_scores_ragged(
     if args.tokens == 0 {
         return Ok(());
     }
+    let (major, minor) = stream
+        .context()
+        .compute_capability()
+        .map_err(|e| IndexerError::driver("reading the compute capability", e))?;
+    let shape = PrefillLaunch::of(config, (major as u32, minor as u32));
     let grid = (
-        args.tokens.div_ceil(PREFILL_WARPS as usize) as u32,
+        args.tokens.div_ceil(shape.tokens_per_block as usize) as u32,
         args.stride.div_ceil(split.cols_per_split as usize) as u32,
         1,
     );
@@ -303,8 +354,11 @@ pub unsafe fn launch_scores_ragged(
             &ScoresVariant::of(config),
             "RAGGED",
             stream,
-            grid,
-            32 * PREFILL_WARPS,
+            LaunchConfig {
+                grid_dim: grid,
+                block_dim: (shape.threads, 1, 1),
+                shared_mem_bytes: shape.smem_bytes,
+            },
             &p,
         )
     }
@@ -338,8 +392,11 @@ pub unsafe fn launch_scores_paged(
             &ScoresVariant::of(config),
             "PAGED",
             stream,
-            grid,
-            32 * DECODE_WARPS,
+            LaunchConfig {
+                grid_dim: grid,
+                block_dim: (32 * DECODE_WARPS, 1, 1),
+                shared_mem_bytes: 0,
+            },
             &p,
         )
     }
@@ -373,17 +430,54 @@ mod tests {
         assert!(one.splits <= 132 * DECODE_BLOCKS_WGMMA && one.splits >= 132 * 3);
         let many = ColumnSplit::decode(1000, 65536, &dev);
         assert_eq!(many.splits, 1);
-        let p = ColumnSplit::prefill(8192, 8192, &dev);
+        let c = IndexerConfig::default();
+        let p = ColumnSplit::prefill(&c, 8192, 8192, &dev);
         assert!(p.cols_per_split as usize <= PREFILL_MAX_COLS);
         for (rows, stride) in [(1, 1), (1, 7), (3, 1 << 30), (100_000, 65), (0, 5)] {
             for s in [
                 ColumnSplit::decode(rows, stride, &dev),
-                ColumnSplit::prefill(rows, stride, &dev),
+                ColumnSplit::prefill(&c, rows, stride, &dev),
             ] {
                 assert!(s.splits >= 1 && s.splits <= 65535, "{rows} {stride} {s:?}");
                 assert!(s.splits as usize * s.cols_per_split as usize >= stride);
                 assert!((s.splits as usize - 1) * (s.cols_per_split as usize) < stride);
             }
+        }
+    }
+
+    #[test]
+    fn prefill_launch_shapes_fit_the_device() {
+        let c = IndexerConfig::default();
+        let h100 = PrefillLaunch::of(&c, (9, 0));
+        assert_eq!(
+            h100,
+            PrefillLaunch {
+                tokens_per_block: 4,
+                threads: 128,
+                smem_bytes: 4 * 64 * (128 + 4) + 4 * 64 * 128 + 1024
+            }
+        );
+        assert_eq!(
+            PrefillLaunch::of(&c, (8, 9)).tokens_per_block,
+            PREFILL_WARPS
+        );
+        assert_eq!(PrefillLaunch::of(&c, (10, 0)).smem_bytes, 0);
+        for v in ScoresVariant::all() {
+            let config = IndexerConfig {
+                heads: v.heads,
+                dim: v.dim,
+                ..c
+            };
+            let l = PrefillLaunch::of(&config, (9, 0));
+            // Two banks of whole tokens, each at most 128 query rows (wgmma N <= 256 in all).
+            assert!(l.tokens_per_block % 2 == 0 && l.tokens_per_block as usize * v.heads <= 256);
+            // `PREFILL_BLOCKS_WGMMA` blocks (plus the 1 KB each reserves) in an H100 SM's 228 KB.
+            let per_sm = crate::variant::PREFILL_BLOCKS_WGMMA * (l.smem_bytes + 1024);
+            assert!(
+                per_sm <= 228 * 1024,
+                "{v}: {per_sm} bytes of shared memory per SM"
+            );
+            assert!(l.smem_bytes <= DeviceInfo::H100.max_smem_per_block);
         }
     }
 
@@ -471,17 +565,103 @@ mod tests {
         cells
     }
 
+    /// `DSA_ENTRY_RAGGED`'s sm_90a (wgmma) index math replayed on the host, line for line (grid
+    /// of `ptok`-token blocks of 128 threads, column split, clamps, the union range from its
+    /// start rounded down to 8, 64-key tiles, two banks of `ptok / 2` tokens, the quad
+    /// reduce-scatter: lane `c`'s slot `m` of bank `b` holds the sum of the values `4m + c`,
+    /// value `2u` (`2u + 1`) being key row `r0` (`r0 + 8`) of bank token `u`): every write of
+    /// every block, per cell.
+    fn ragged_wgmma_writes(
+        ks: &[i32],
+        ke: &[i32],
+        num_keys: usize,
+        stride: usize,
+        split: ColumnSplit,
+        ptok: usize,
+    ) -> Vec<Vec<(u32, Cell)>> {
+        let (threads, tile) = (PREFILL_THREADS_WGMMA as i64, PREFILL_TILE as i64);
+        let pbank = ptok / 2;
+        let pv = if pbank < 2 { 4 } else { 2 * pbank };
+        let tokens = ks.len();
+        let n_keys = num_keys as i32;
+        let cps = split.cols_per_split as i64;
+        let mut cells = vec![Vec::new(); tokens * stride];
+        for bx in 0..tokens.div_ceil(ptok) {
+            let t0 = bx * ptok;
+            for by in 0..stride.div_ceil(cps as usize) as i64 {
+                let mut put =
+                    |t: usize, s: i64, v: Cell| cells[t * stride + s as usize].push((by as u32, v));
+                let c0 = by * cps;
+                let c1 = (c0 + cps).min(stride as i64);
+                let (mut lo, mut hi) = (vec![0i64; ptok], vec![0i64; ptok]);
+                let (mut rlo, mut rhi) = (i32::MAX as i64, 0i64);
+                for u in 0..ptok {
+                    let t = t0 + u;
+                    if t >= tokens {
+                        continue;
+                    }
+                    lo[u] = ks[t].max(0).min(n_keys) as i64;
+                    hi[u] = (ke[t].max(lo[u] as i32).min(n_keys)) as i64;
+                    if hi[u] > lo[u] {
+                        rlo = rlo.min(lo[u]);
+                        rhi = rhi.max(hi[u]);
+                    }
+                    for s in c0..c1.min(lo[u]) {
+                        put(t, s, Cell::NegInf);
+                    }
+                    for s in c0.max(hi[u])..c1 {
+                        put(t, s, Cell::NegInf);
+                    }
+                }
+                let (first, end) = (c0.max(rlo & !7), c1.min(rhi));
+                if first >= end {
+                    continue;
+                }
+                let tiles = (end - first + tile - 1) / tile;
+                for it in 0..tiles {
+                    let s0 = first + it * tile;
+                    for tid in 0..threads {
+                        let (warp, lane) = (tid / 32, tid % 32);
+                        let (g, c) = (lane / 4, (lane % 4) as usize);
+                        let r0 = warp * 16 + g;
+                        let s = s0 + r0 + 8 * (c as i64 & 1);
+                        for b in 0..2 {
+                            for m in 0..pv / 4 {
+                                let bank_token = 2 * m + (c >> 1);
+                                let (slo, shi) = if bank_token < pbank {
+                                    (lo[b * pbank + bank_token], hi[b * pbank + bank_token])
+                                } else {
+                                    (0, 0)
+                                };
+                                if !(s >= slo && s < shi && s < end) {
+                                    continue;
+                                }
+                                // What the slot holds: value i = 4m + c of the bank.
+                                let i = 4 * m + c;
+                                let key = s0 + r0 + 8 * (i as i64 & 1);
+                                assert_eq!(i >> 1, bank_token, "slot token vs store token");
+                                let v = if key < end { Cell::Key(key) } else { Cell::Pad };
+                                put(t0 + b * pbank + bank_token, s, v);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        cells
+    }
+
     /// Every cell is written exactly once, by the block that owns its column: the key's own
     /// logit inside the token's clamped `[ks, ke)`, `-inf` outside.
     fn assert_ragged_writes_each_cell_once(
         what: &str,
+        cells: &[Vec<(u32, Cell)>],
         ks: &[i32],
         ke: &[i32],
         num_keys: usize,
         stride: usize,
         split: ColumnSplit,
     ) {
-        let cells = ragged_kernel_writes(ks, ke, num_keys, stride, split);
         let n = num_keys as i32;
         for (i, writes) in cells.iter().enumerate() {
             let (t, s) = (i / stride, (i % stride) as i64);
@@ -536,20 +716,23 @@ mod tests {
             let (ks, ke) = prefill_ranges(prefix, tokens, window);
             let (num_keys, stride) = (prefix + tokens, prefix + tokens + 3);
             let what = format!("{prefix}+{tokens} window {window:?}");
-            assert_ragged_writes_each_cell_once(
-                &what,
-                &ks,
-                &ke,
-                num_keys,
-                stride,
-                ColumnSplit::prefill(tokens, stride, &dev),
-            );
-            for cols in [64, 128, 192] {
-                let split = ColumnSplit {
-                    splits: stride.div_ceil(cols) as u32,
-                    cols_per_split: cols as u32,
-                };
-                assert_ragged_writes_each_cell_once(&what, &ks, &ke, num_keys, stride, split);
+            let planned = ColumnSplit::prefill(&IndexerConfig::default(), tokens, stride, &dev);
+            let explicit = [64usize, 128, 192].map(|cols| ColumnSplit {
+                splits: stride.div_ceil(cols) as u32,
+                cols_per_split: cols as u32,
+            });
+            for split in std::iter::once(planned).chain(explicit) {
+                let cells = ragged_kernel_writes(&ks, &ke, num_keys, stride, split);
+                assert_ragged_writes_each_cell_once(
+                    &what, &cells, &ks, &ke, num_keys, stride, split,
+                );
+                for ptok in [2, 4, 8] {
+                    let cells = ragged_wgmma_writes(&ks, &ke, num_keys, stride, split, ptok);
+                    let what = format!("{what} wgmma {ptok} tokens");
+                    assert_ragged_writes_each_cell_once(
+                        &what, &cells, &ks, &ke, num_keys, stride, split,
+                    );
+                }
             }
         }
     }

@@ -8,10 +8,17 @@ use std::fmt;
 pub const PREP_WARPS: u32 = 4;
 /// Warps per block of the decode scores kernel.
 pub const DECODE_WARPS: u32 = 4;
-/// Tokens (warps) per block of the prefill scores kernel.
+/// Tokens (warps) per block of the prefill scores kernel, register (`mma.sync`) path.
 pub const PREFILL_WARPS: u32 = 8;
-/// Keys per shared-memory tile of the prefill scores kernel.
+/// Keys per shared-memory tile of the prefill scores kernel (both paths).
 pub const PREFILL_TILE: u32 = 64;
+/// Threads per block of the prefill scores kernel, sm_90a (`wgmma`) path: one warpgroup.
+pub const PREFILL_THREADS_WGMMA: u32 = 128;
+/// Key stages of the sm_90a prefill pipeline (`PREFILL_STAGES - 1` tiles in flight per block).
+pub const PREFILL_STAGES: u32 = 4;
+/// Prefill blocks per SM the sm_90a register budget is sized for (two warpgroups per SM, so
+/// one block's epilogue overlaps the other's MMA).
+pub const PREFILL_BLOCKS_WGMMA: u32 = 2;
 /// Columns a decode warp scores per pipeline stage (one 16-key MMA tile); a decode block
 /// scores `DECODE_STEP * DECODE_WARPS` columns per stage.
 pub const DECODE_STEP: u32 = 16;
@@ -68,6 +75,25 @@ impl ScoresVariant {
         }
     }
 
+    /// Tokens per block of the sm_90a prefill kernel: the largest of 8, 4, 2 whose query rows
+    /// (`tokens * heads`, wgmma's N over the block's two banks) are at most 256.
+    pub fn prefill_tokens_wgmma(&self) -> u32 {
+        [8u32, 4, 2]
+            .into_iter()
+            .find(|&t| t as usize * self.heads <= 256)
+            .unwrap_or(2)
+    }
+
+    /// Dynamic shared memory of the sm_90a prefill kernel, bytes: `PREFILL_STAGES` key tiles
+    /// (`64 * D`) and their scales, the block's queries (`tokens * H * D`), plus 1024 bytes to
+    /// align it by hand (mirrors `sc::PrefillSmem` in kernels/scores_ragged.cu).
+    pub fn prefill_smem_wgmma(&self) -> u32 {
+        let tile = PREFILL_TILE as usize;
+        let stages = PREFILL_STAGES as usize * tile * (self.dim + 4);
+        let queries = self.prefill_tokens_wgmma() as usize * self.heads * self.dim;
+        (stages + queries + 1024) as u32
+    }
+
     /// Every supported variant: heads a multiple of 16 with `heads * dim <= 8192`.
     pub fn all() -> Vec<ScoresVariant> {
         DIMS.iter()
@@ -93,8 +119,10 @@ impl fmt::Display for ScoresVariant {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "indexer.scores[e4m3,h={},d={},decode_warps={DECODE_WARPS},decode_stages={DECODE_STAGES},decode_blocks={DECODE_BLOCKS_MMA}/{DECODE_BLOCKS_WGMMA},prefill_warps={PREFILL_WARPS},tile={PREFILL_TILE}]",
-            self.heads, self.dim
+            "indexer.scores[e4m3,h={},d={},decode_warps={DECODE_WARPS},decode_stages={DECODE_STAGES},decode_blocks={DECODE_BLOCKS_MMA}/{DECODE_BLOCKS_WGMMA},prefill_warps={PREFILL_WARPS},tile={PREFILL_TILE},prefill_wgmma={}x{PREFILL_STAGES}x{PREFILL_BLOCKS_WGMMA}]",
+            self.heads,
+            self.dim,
+            self.prefill_tokens_wgmma()
         )
     }
 }
@@ -123,7 +151,10 @@ impl KernelVariant for ScoresVariant {
         KernelSpec::new(
             "indexer",
             self.to_string(),
-            include_str!("kernels/scores.cu"),
+            concat!(
+                include_str!("kernels/scores.cu"),
+                include_str!("kernels/scores_ragged.cu")
+            ),
             vec![
                 ("H".into(), self.heads.to_string()),
                 ("D".into(), self.dim.to_string()),
@@ -133,6 +164,9 @@ impl KernelVariant for ScoresVariant {
                 ("DMINB_WG".into(), DECODE_BLOCKS_WGMMA.to_string()),
                 ("PWARPS".into(), PREFILL_WARPS.to_string()),
                 ("BN".into(), PREFILL_TILE.to_string()),
+                ("PTOK".into(), self.prefill_tokens_wgmma().to_string()),
+                ("PSTAGES".into(), PREFILL_STAGES.to_string()),
+                ("PMINB".into(), PREFILL_BLOCKS_WGMMA.to_string()),
             ],
             &["RAGGED", "PAGED"],
         )

@@ -3,12 +3,19 @@
 //! negative or NaN (the literal per-head epilogue), contexts ending inside a 64-key tile and
 //! inside a page, every page size class (one page per tile, several pages per tile, a tile
 //! inside a larger page), one-wave splits of many blocks per row and batches larger than a
-//! wave (one block per row), and explicit column splits.
+//! wave (one block per row), and explicit column splits. And the prefill scores kernel alone
+//! (sm_90a: blocks of 2, 4 or 8 consecutive tokens in two wgmma banks): token counts that are
+//! not a multiple of the block's tokens, key ranges that are not multiples of 64 (empty,
+//! reversed, negative, past the keys, disjoint within a block), zero/negative/NaN key scales,
+//! every token-block shape (H = 16, 32, 48, 64 at D = 128; 80, 128 at D = 64), explicit splits,
+//! and 8192 causal tokens (rows sampled).
 
 mod pipeline_common;
 
 use dsa_indexer::cpu::{self, PagedKeys, Quantized};
-use dsa_indexer::scores::{ColumnSplit, PagedScoresArgs, launch_scores_paged};
+use dsa_indexer::scores::{
+    ColumnSplit, PagedScoresArgs, RaggedScoresArgs, launch_scores_paged, launch_scores_ragged,
+};
 use dsa_indexer::{IndexerConfig, ScaleFormat};
 use dsa_jit_cache::dptr;
 use pipeline_common::*;
@@ -215,6 +222,243 @@ fn decode_scores_wave_shapes_and_explicit_splits() {
             64 + cols as u64,
         );
     }
+}
+
+/// Random queries (as the query path makes them) and weights, `n_keys` random keys with odd
+/// scales, one prefill launch with `split` (default: the plan's), the logits of every `every`-th
+/// row and the last rows compared with the reference, judged against their absolute terms.
+#[allow(clippy::too_many_arguments)]
+fn check_ragged(
+    what: &str,
+    c: IndexerConfig,
+    ks: &[i32],
+    ke: &[i32],
+    n_keys: usize,
+    split: Option<ColumnSplit>,
+    every: usize,
+    seed: u64,
+) {
+    let g = gpu();
+    let s = &g.stream;
+    let mut r = rng(seed);
+    let (h, d) = (c.heads, c.dim);
+    let tokens = ks.len();
+    let stride = n_keys + 5;
+    let mut keys = random_keys(&mut r, n_keys, d);
+    for i in 0..(n_keys / 50).max(3).min(n_keys) {
+        let k = r.random_range(0..n_keys);
+        keys.scales[k] = [0.0f32, -0.01, f32::NAN][i % 3];
+    }
+    let mut q8 = Quantized::default();
+    for _ in 0..tokens * h {
+        let row: Vec<f64> = (0..d)
+            .map(|_| r.random_range(-1.0..1.0f64).powi(3))
+            .collect();
+        let (codes, _) = cpu::quantize_row(&row, ScaleFormat::F32);
+        q8.push(&codes, 1.0);
+    }
+    let wq: Vec<f32> = (0..tokens * h)
+        .map(|_| r.random_range(-1.0..1.0) / 100.0)
+        .collect();
+    let split = split.unwrap_or_else(|| ColumnSplit::prefill(&c, tokens, stride, &g.info));
+    let q8_d = up(s, &q8.codes);
+    let wq_d = up(s, &wq);
+    let k8_d = up(s, &keys.codes);
+    let ksc_d = up(s, &keys.scales);
+    let ks_d = up(s, ks);
+    let ke_d = up(s, ke);
+    let logits = up(s, &vec![f32::NAN; tokens * stride]);
+    let starts = up(s, &vec![-5i32; tokens]);
+    let lengths = up(s, &vec![-5i32; tokens]);
+    let args = RaggedScoresArgs {
+        tokens,
+        q_fp8: dptr(&q8_d, s),
+        weights: dptr(&wq_d, s),
+        keys_fp8: dptr(&k8_d, s),
+        keys_scale: dptr(&ksc_d, s),
+        num_keys: n_keys,
+        ks: dptr(&ks_d, s),
+        ke: dptr(&ke_d, s),
+        logits: dptr(&logits, s),
+        stride,
+        starts_out: dptr(&starts, s),
+        lengths_out: dptr(&lengths, s),
+    };
+    // SAFETY: every buffer above has the shape `RaggedScoresArgs` documents.
+    unsafe { launch_scores_ragged(&c, s, &args, split) }.unwrap();
+    let got = down(s, &logits);
+    assert!(
+        got.iter().all(|v| !v.is_nan()),
+        "{what}: a logit was not written ({split:?})"
+    );
+    let n = n_keys as i32;
+    let lo: Vec<i32> = ks.iter().map(|&v| v.clamp(0, n)).collect();
+    let len: Vec<i32> = (0..tokens).map(|t| ke[t].clamp(lo[t], n) - lo[t]).collect();
+    assert_eq!(down(s, &starts), lo, "{what}: starts");
+    assert_eq!(down(s, &lengths), len, "{what}: lengths");
+    // The reference for the sampled rows only.
+    let rows: Vec<usize> = (0..tokens)
+        .filter(|&t| t % every == 0 || t + 3 >= tokens)
+        .collect();
+    let mut q_sub = Quantized::default();
+    let mut w_sub = Vec::new();
+    for &t in &rows {
+        for hh in 0..h {
+            q_sub.push(&q8.codes[(t * h + hh) * d..][..d], 1.0);
+        }
+        w_sub.extend_from_slice(&wq[t * h..(t + 1) * h]);
+    }
+    let ks_sub: Vec<i32> = rows.iter().map(|&t| ks[t]).collect();
+    let ke_sub: Vec<i32> = rows.iter().map(|&t| ke[t]).collect();
+    let want = cpu::scores_ragged(h, &q_sub, &w_sub, &keys, &ks_sub, &ke_sub, stride);
+    let decoded: Vec<f64> = (0..=255u8).map(|c| cpu::fp8_decode(c).abs()).collect();
+    let mut worst = 0.0f64;
+    for (i, &t) in rows.iter().enumerate() {
+        for col in 0..stride {
+            let (g, w) = (got[t * stride + col], want[i * stride + col]);
+            if w == f32::NEG_INFINITY || g == f32::NEG_INFINITY {
+                assert_eq!(g, w, "{what}: row {t} col {col}: mask differs ({split:?})");
+                continue;
+            }
+            let key = keys.row(col);
+            let scale = keys.scales[col];
+            let scale = if scale.is_nan() {
+                0.0
+            } else {
+                scale.abs() as f64
+            };
+            let bound: f64 = (0..h)
+                .map(|hh| {
+                    let q = &q8.codes[(t * h + hh) * d..][..d];
+                    let dot: f64 = q
+                        .iter()
+                        .zip(key)
+                        .map(|(&x, &y)| decoded[x as usize] * decoded[y as usize])
+                        .sum();
+                    (wq[t * h + hh] as f64).abs() * scale * dot
+                })
+                .sum();
+            let err = (g as f64 - w as f64).abs() / (bound + 1e-30);
+            worst = worst.max(err);
+            assert!(
+                err <= 1e-3,
+                "{what}: row {t} col {col}: gpu {g} vs ref {w} (rel to the absolute terms {err:e}, {split:?})"
+            );
+        }
+    }
+    eprintln!("{what}: worst error relative to the absolute terms {worst:e}");
+}
+
+/// Causal ranges over a prefix: token `t` sees keys `[0, prefix + t + 1)`, or the last
+/// `window` of them.
+fn causal(prefix: usize, tokens: usize, window: Option<usize>) -> (Vec<i32>, Vec<i32>) {
+    let ke: Vec<i32> = (0..tokens).map(|t| (prefix + t + 1) as i32).collect();
+    let ks = ke
+        .iter()
+        .map(|&e| window.map_or(0, |w| (e - w as i32).max(0)))
+        .collect();
+    (ks, ke)
+}
+
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn prefill_scores_odd_ranges_odd_scales_every_block_shape() {
+    let base = IndexerConfig::default();
+    let configs = [
+        ("h64 d128", base),
+        ("h16 d128", IndexerConfig { heads: 16, ..base }),
+        ("h32 d128", IndexerConfig { heads: 32, ..base }),
+        ("h48 d128", IndexerConfig { heads: 48, ..base }),
+        (
+            "h80 d64",
+            IndexerConfig {
+                heads: 80,
+                dim: 64,
+                rope_dim: 32,
+                ..base
+            },
+        ),
+        (
+            "h128 d64",
+            IndexerConfig {
+                heads: 128,
+                dim: 64,
+                rope_dim: 32,
+                ..base
+            },
+        ),
+    ];
+    for (i, (name, c)) in configs.into_iter().enumerate() {
+        let seed = 70 + 10 * i as u64;
+        // 1, 2, 3, 5, 7, 9, 13 tokens (never a multiple of every block's token count), causal
+        // over a prefix that is not a multiple of 64.
+        for tokens in [1usize, 2, 3, 5, 7, 9, 13] {
+            let (ks, ke) = causal(37, tokens, None);
+            check_ragged(
+                &format!("{name} {tokens} causal"),
+                c,
+                &ks,
+                &ke,
+                37 + tokens,
+                None,
+                1,
+                seed,
+            );
+        }
+        // Random ranges: empty, reversed, negative, past the keys, far apart within a block.
+        let mut r = rng(seed + 1);
+        let n_keys = 777;
+        let (mut ks, mut ke) = (Vec::new(), Vec::new());
+        for _ in 0..45 {
+            let a = r.random_range(-20..n_keys as i32 + 20);
+            let b = a + r.random_range(-5..300);
+            ks.push(a);
+            ke.push(b);
+        }
+        ks[3] = 10;
+        ke[3] = 10;
+        check_ragged(
+            &format!("{name} random ranges"),
+            c,
+            &ks,
+            &ke,
+            n_keys,
+            None,
+            1,
+            seed + 2,
+        );
+        let (ks, ke) = causal(5, 299, Some(100));
+        check_ragged(
+            &format!("{name} window 100"),
+            c,
+            &ks,
+            &ke,
+            304,
+            None,
+            1,
+            seed + 3,
+        );
+    }
+}
+
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn prefill_scores_explicit_splits_and_8192_causal() {
+    let c = IndexerConfig::default();
+    let (ks, ke) = causal(0, 1000, Some(300));
+    for cols in [64u32, 192, 2048] {
+        let stride = 1000 + 5;
+        let split = ColumnSplit {
+            splits: (stride as u32).div_ceil(cols),
+            cols_per_split: cols,
+        };
+        let what = format!("1000 window 300 split {cols}");
+        check_ragged(&what, c, &ks, &ke, 1000, Some(split), 1, 90 + cols as u64);
+    }
+    let (ks, ke) = causal(0, 8192, None);
+    check_ragged("8192 causal", c, &ks, &ke, 8192, None, 61, 99);
+    let (ks, ke) = causal(4096, 4093, None);
+    check_ragged("4096 + 4093 causal", c, &ks, &ke, 8189, None, 67, 98);
 }
 
 /// The figures of issue #5 (`dsa bench indexer` times the same launches): decode scores at

@@ -10,8 +10,10 @@
 //
 // Defines: H (heads, multiple of 16), D (64 or 128), DWARPS (warps per decode block),
 // DSTAGES (shared-memory stages of the decode pipeline), DMINB (decode blocks per SM the
-// register budget is sized for), PWARPS (tokens per prefill block), BN (keys per prefill
-// shared-memory tile).
+// register budget is sized for), PWARPS (tokens per prefill block, register path), BN (keys
+// per prefill shared-memory tile, register path), PTOK (tokens per prefill block, sm_90a),
+// PSTAGES (key stages of the sm_90a prefill pipeline), PMINB (sm_90a prefill blocks per SM the
+// register budget is sized for).
 
 #define MT (H / 16)
 #define KT (D / 32)
@@ -65,55 +67,6 @@ __device__ __forceinline__ void load_part(const u8* p, u32 w[KW]) {
   }
 }
 
-// One token's query fragments (heads 16m+g and 16m+g+8) and folded weights.
-struct Query {
-  u32 a[MT][2][KW];
-  float w[MT][2];
-};
-
-__device__ __forceinline__ void load_query(Query& q, const u8* q8, const float* wq, int lane) {
-  const int g = lane >> 2, c = lane & 3;
-#pragma unroll
-  for (int m = 0; m < MT; ++m) {
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      const int h = 16 * m + g + 8 * r;
-      load_part(q8 + h * D + c * PART, q.a[m][r]);
-      q.w[m][r] = wq[h];
-    }
-  }
-}
-
-// Logits of the tile's keys 2c and 2c+1 (c = lane % 4), complete on lanes 0..3. `b` holds
-// this thread's part of key g; s0/s1 are the scales of keys 2c and 2c+1.
-__device__ __forceinline__ void tile_logits(const Query& q, const u32 b[KW], float s0, float s1,
-                                            float& l0, float& l1) {
-  float acc[MT][4];
-#pragma unroll
-  for (int m = 0; m < MT; ++m) acc[m][0] = acc[m][1] = acc[m][2] = acc[m][3] = 0.0f;
-#pragma unroll
-  for (int j = 0; j < KT; ++j) {
-#pragma unroll
-    for (int m = 0; m < MT; ++m) {
-      const u32 a[4] = {q.a[m][0][2 * j], q.a[m][1][2 * j], q.a[m][0][2 * j + 1],
-                        q.a[m][1][2 * j + 1]};
-      mma_e4m3(acc[m], a, b[2 * j], b[2 * j + 1]);
-    }
-  }
-  l0 = 0.0f;
-  l1 = 0.0f;
-#pragma unroll
-  for (int m = 0; m < MT; ++m) {
-    l0 += q.w[m][0] * fmaxf(acc[m][0] * s0, 0.0f) + q.w[m][1] * fmaxf(acc[m][2] * s0, 0.0f);
-    l1 += q.w[m][0] * fmaxf(acc[m][1] * s1, 0.0f) + q.w[m][1] * fmaxf(acc[m][3] * s1, 0.0f);
-  }
-#pragma unroll
-  for (int o = 4; o < 32; o <<= 1) {
-    l0 += __shfl_xor_sync(FULL_MASK, l0, o);
-    l1 += __shfl_xor_sync(FULL_MASK, l1, o);
-  }
-}
-
 // Mirrors `PagedParams` in scores.rs field for field.
 struct PagedParams {
   u64 q8;            // [batch, H, D] u8
@@ -152,79 +105,6 @@ struct RaggedParams {
 
 }  // namespace sc
 
-// Prefill: block (x, y) scores tokens [x*PWARPS, (x+1)*PWARPS) (one per warp) against the
-// columns [y*cps, (y+1)*cps) of the contiguous key buffer, BN keys at a time through shared
-// memory; columns outside a token's [ks, ke) get -inf. Its index math is replayed on the host
-// by `ragged_kernel_writes` in scores.rs's tests: keep the two in step.
-extern "C" __global__ void __launch_bounds__(PWARPS * 32) DSA_ENTRY_RAGGED(const sc::RaggedParams p) {
-  __shared__ __align__(16) u8 tile_k[BN * KPITCH];
-  __shared__ float tile_s[BN];
-  __shared__ int range[2];
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, c = lane & 3;
-  const i64 t = (i64)blockIdx.x * PWARPS + warp;
-  const bool live = t < p.tokens;
-  int lo = 0, hi = 0;
-  if (live) {
-    lo = min(max(((const i32*)p.ks)[t], 0), p.num_keys);
-    hi = min(max(((const i32*)p.ke)[t], lo), p.num_keys);
-    if (blockIdx.y == 0 && lane == 0) {
-      if (p.starts_out) ((i32*)p.starts_out)[t] = lo;
-      if (p.lengths_out) ((i32*)p.lengths_out)[t] = hi - lo;
-    }
-  }
-  const i64 c0 = (i64)blockIdx.y * p.cols_per_split;
-  const i64 c1 = min(c0 + p.cols_per_split, p.stride);
-  float* out = (float*)p.logits + (live ? t : 0) * p.stride;
-  if (live)
-    for (i64 s = c0 + lane; s < c1; s += 32)
-      if (s < lo || s >= hi) out[s] = sc::neg_inf();
-  if (threadIdx.x == 0) {
-    range[0] = 0x7fffffff;
-    range[1] = 0;
-  }
-  __syncthreads();
-  if (live && lane == 0 && hi > lo) {
-    atomicMin(&range[0], lo);
-    atomicMax(&range[1], hi);
-  }
-  __syncthreads();
-  const i64 first = max(c0, (i64)range[0]), end = min(c1, (i64)range[1]);
-  if (first >= end) return;  // block-uniform
-  sc::Query q;
-  if (live) sc::load_query(q, (const u8*)p.q8 + t * H * D, (const float*)p.wq + t * H, lane);
-  for (i64 tile = first; tile < end; tile += BN) {  // block-uniform
-    const int n = (int)min((i64)BN, end - tile);
-    __syncthreads();
-    for (int v = threadIdx.x; v < BN * (D / 16); v += PWARPS * 32) {
-      const int key = v / (D / 16), part = v % (D / 16);
-      uint4 val = make_uint4(0u, 0u, 0u, 0u);
-      if (key < n) val = reinterpret_cast<const uint4*>((const u8*)p.k8 + (tile + key) * D)[part];
-      *reinterpret_cast<uint4*>(tile_k + key * KPITCH + part * 16) = val;
-    }
-    for (int v = threadIdx.x; v < BN; v += PWARPS * 32)
-      tile_s[v] = v < n ? ((const float*)p.kscale)[tile + v] : 0.0f;
-    __syncthreads();
-    if (!live || hi <= tile || lo >= tile + n) continue;  // warp-uniform
-#pragma unroll 1
-    for (int nt = 0; nt < BN / 8; ++nt) {
-      const i64 k0 = tile + nt * 8;
-      if (k0 >= tile + n || k0 >= hi || k0 + 8 <= lo) continue;  // warp-uniform
-      u32 w[KW];
-      sc::load_part(tile_k + (nt * 8 + g) * KPITCH + c * PART, w);
-      float l0, l1;
-      sc::tile_logits(q, w, tile_s[nt * 8 + 2 * c], tile_s[nt * 8 + 2 * c + 1], l0, l1);
-      // Only this block's columns: an 8-key tile can end past `end` (the block range starts at
-      // the smallest `ks`, not on a multiple of 8), and the slots past the tile's `n` keys are
-      // zero padding whose "logits" (0) would race with the next block's real ones.
-      if (g == 0) {
-        const i64 s = k0 + 2 * c;
-        if (s >= lo && s < hi && s < end) out[s] = l0;
-        if (s + 1 >= lo && s + 1 < hi && s + 1 < end) out[s + 1] = l1;
-      }
-    }
-  }
-}
-
 // Decode. Block (b, y) scores request b's columns [y*cps, (y+1)*cps) through its block table;
 // columns at or beyond the context length (and keys on invalid pages) get -inf.
 //
@@ -258,8 +138,11 @@ extern "C" __global__ void __launch_bounds__(PWARPS * 32) DSA_ENTRY_RAGGED(const
 #define CPK (D / 16)
 #define NT (H / 8)
 #define DTHREADS (DWARPS * 32)
-#if defined(__CUDA_ARCH_FEAT_SM90_ALL) && DWARPS == 4
-#define DSA_WGMMA 1
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define DSA_SM90A 1  // wgmma helpers; the prefill kernel's wgmma path
+#endif
+#if defined(DSA_SM90A) && DWARPS == 4
+#define DSA_WGMMA 1  // the decode kernel's wgmma path
 #define DBLOCKS DMINB_WG
 #else
 #define DBLOCKS DMINB
@@ -274,6 +157,11 @@ __device__ __forceinline__ u32 smem_u32(const void* p) {
 // 16 bytes global -> shared, bypassing L1; `bytes` < 16 zero-fills the rest (0: no read).
 __device__ __forceinline__ void cp_async16(u32 dst, const void* src, u32 bytes) {
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(bytes)
+               : "memory");
+}
+// 4 bytes global -> shared (through L1, the only form for 4 bytes); `bytes` 0 writes a zero.
+__device__ __forceinline__ void cp_async4(u32 dst, const void* src, u32 bytes) {
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(dst), "l"(src), "r"(bytes)
                : "memory");
 }
 __device__ __forceinline__ void cp_async_commit() {
@@ -391,8 +279,7 @@ __device__ __forceinline__ void key_logits(const u32 qf[NT][KW], const float w[N
   }
 }
 
-
-#ifdef DSA_WGMMA
+#ifdef DSA_SM90A
 // Shared-memory matrix descriptor of a K-major operand whose rows are D bytes, swizzled as
 // `swz` (8-row atoms, `sbo` bytes apart; the leading offset is unused for swizzled K-major).
 __device__ __forceinline__ u64 smem_desc(u32 addr) {
@@ -424,13 +311,22 @@ __device__ __forceinline__ void wgmma_n64(float d[32], u64 da, u64 db, int accum
       : "l"(da), "l"(db), "r"(accumulate));
 }
 
+__device__ __forceinline__ void wgmma_n128(float d[64], u64 da, u64 db, int accumulate) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n128k32.f32.e4m3.e4m3 {%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31,%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,%48,%49,%50,%51,%52,%53,%54,%55,%56,%57,%58,%59,%60,%61,%62,%63}, %64, %65, p, 1, 1;\n}\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+      : "l"(da), "l"(db), "r"(accumulate));
+}
 
 __device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
 __device__ __forceinline__ void wgmma_commit() {
   asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
 }
+// Waits until at most N committed groups of this warpgroup are still running.
+template <int N = 0>
 __device__ __forceinline__ void wgmma_wait() {
-  asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
+  asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
 }
 // Pins `x` in place across the asynchronous MMA (no read or write may move past this point).
 __device__ __forceinline__ void reg_fence(float& x) { asm volatile("" : "+f"(x)::"memory"); }
@@ -438,27 +334,35 @@ __device__ __forceinline__ void fence_proxy_async() {
   asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
 }
 
-// Heads per wgmma: the largest of 64, 32, 16 dividing H.
-#define WN (H % 64 == 0 ? 64 : H % 32 == 0 ? 32 : 16)
-
-// acc[4n + e] = the m16n8 C fragment of head tile n (rows: the warp's keys g and g + 8) for the
-// tile of `keys` against `q` (both swizzled, 1024-aligned), over all of D.
-__device__ __forceinline__ void tile_wgmma(const u8* keys, const u8* q, float acc[H / 2]) {
-  const u32 ka = smem_u32(keys), qa = smem_u32(q);
+// Issues (no fence, commit or wait) acc = keys (A: 64 rows at shared address `ka`) times rows
+// (B: N rows at `ba`), both swizzled and 1024-aligned, over all of D, CW rows per instruction:
+// acc[4n + e] is the m16n8 C fragment of row tile n (rows of A: the warp's keys g and g + 8).
+template <int N, int CW>
+__device__ __forceinline__ void wgmma_rows(u32 ka, u32 ba, float acc[N / 2]) {
+  static_assert(N % CW == 0 && (CW == 16 || CW == 32 || CW == 64 || CW == 128), "wgmma width");
 #pragma unroll
-  for (int i = 0; i < H / 2; ++i) reg_fence(acc[i]);
-  wgmma_fence();
-#pragma unroll
-  for (int k = 0; k < H / WN; ++k) {
+  for (int k = 0; k < N / CW; ++k) {
 #pragma unroll
     for (int j = 0; j < KT; ++j) {
-      const u64 da = smem_desc(ka + 32 * j), db = smem_desc(qa + k * WN * D + 32 * j);
-      float* d = acc + k * (WN / 2);
-      if (WN == 64) wgmma_n64(d, da, db, j);
-      else if (WN == 32) wgmma_n32(d, da, db, j);
+      const u64 da = smem_desc(ka + 32 * j), db = smem_desc(ba + k * CW * D + 32 * j);
+      float* d = acc + k * (CW / 2);
+      if (CW == 128) wgmma_n128(d, da, db, j);
+      else if (CW == 64) wgmma_n64(d, da, db, j);
+      else if (CW == 32) wgmma_n32(d, da, db, j);
       else wgmma_n16(d, da, db, j);
     }
   }
+}
+
+// Heads per decode wgmma: the largest of 64, 32, 16 dividing H.
+#define WN (H % 64 == 0 ? 64 : H % 32 == 0 ? 32 : 16)
+
+// The decode tile: acc[4n + e] = head tile n's C fragment for `keys` against `q`, completed.
+__device__ __forceinline__ void tile_wgmma(const u8* keys, const u8* q, float acc[H / 2]) {
+#pragma unroll
+  for (int i = 0; i < H / 2; ++i) reg_fence(acc[i]);
+  wgmma_fence();
+  wgmma_rows<H, WN>(smem_u32(keys), smem_u32(q), acc);
   wgmma_commit();
   wgmma_wait();
 #pragma unroll
@@ -467,23 +371,24 @@ __device__ __forceinline__ void tile_wgmma(const u8* keys, const u8* q, float ac
 #endif
 
 // The weighted ReLU sums of keys g (l0) and g + 8 (l1) from their accumulators, partial over
-// this thread's heads. SCALED: the key scales are applied per head (the literal form).
+// this thread's heads. SCALED: the key scales are applied per head (the literal form). One FMA
+// per accumulator, in four independent chains (even and odd heads of each key).
 template <bool SCALED>
 __device__ __forceinline__ void acc_logits(const float acc[H / 2], const float w[NT][2], float s0,
                                            float s1, float& l0, float& l1) {
-  l0 = 0.0f;
-  l1 = 0.0f;
+  float e0 = 0.0f, o0 = 0.0f, e1 = 0.0f, o1 = 0.0f;
 #pragma unroll
   for (int n = 0; n < NT; ++n) {
     const float* a = acc + 4 * n;
-    if (SCALED) {
-      l0 += w[n][0] * fmaxf(a[0] * s0, 0.0f) + w[n][1] * fmaxf(a[1] * s0, 0.0f);
-      l1 += w[n][0] * fmaxf(a[2] * s1, 0.0f) + w[n][1] * fmaxf(a[3] * s1, 0.0f);
-    } else {
-      l0 += w[n][0] * fmaxf(a[0], 0.0f) + w[n][1] * fmaxf(a[1], 0.0f);
-      l1 += w[n][0] * fmaxf(a[2], 0.0f) + w[n][1] * fmaxf(a[3], 0.0f);
-    }
+    const float x0 = SCALED ? a[0] * s0 : a[0], x1 = SCALED ? a[1] * s0 : a[1];
+    const float x2 = SCALED ? a[2] * s1 : a[2], x3 = SCALED ? a[3] * s1 : a[3];
+    e0 = fmaf(w[n][0], fmaxf(x0, 0.0f), e0);
+    o0 = fmaf(w[n][1], fmaxf(x1, 0.0f), o0);
+    e1 = fmaf(w[n][0], fmaxf(x2, 0.0f), e1);
+    o1 = fmaf(w[n][1], fmaxf(x3, 0.0f), o1);
   }
+  l0 = e0 + o0;
+  l1 = e1 + o1;
   if (!SCALED) {
     l0 *= s0;
     l1 *= s1;
