@@ -969,10 +969,11 @@ __device__ __forceinline__ void write_cut(const Params& p, Shared& s, u64* buf, 
 }
 
 // write_cut for keys in registers, out of line: the rare cuts (a tie across the cut, sorted
-// output) then take their registers and spills for themselves, not from the common path.
+// output) then take their registers and spills for themselves, not from the common path. The
+// keys come by value, so the common path never stores them to local memory.
 template <int L, bool FULL>
 __device__ __noinline__ void write_cut_out_of_line(const Params& p, Shared& s, u64* buf,
-                                                   const RegisterKeys<L, FULL>& src, Cut c,
+                                                   const RegisterKeys<L, FULL> src, Cut c,
                                                    u32 total, int row, int req, u32 rank, u32 P) {
   write_cut(p, s, buf, src, c, total, row, req, rank, P);
 }
@@ -1050,7 +1051,7 @@ __device__ __forceinline__ void resident(const Params& p, Shared& s, u64* buf, u
 using namespace topk;
 
 // Grid (rows * P): CTAs [row * P, row * P + P) form one cluster and share row `row`.
-extern "C" __global__ void __launch_bounds__(THREADS, MIN_BLOCKS) DSA_ENTRY_TOPK(const Params p) {
+extern "C" __global__ void __launch_bounds__(THREADS, MIN_BLOCKS) DSA_ENTRY_TOPK(const __grid_constant__ Params p) {
   __shared__ Shared s;
   extern __shared__ uint4 dyn_smem[];
   const u32 P = (u32)p.cluster;
