@@ -841,7 +841,10 @@ __device__ Stream stream_pass(Shared& s, u64* buf, const SCORE_T* rowp, u32 s0, 
         G = max(G, publish_floor(s, c) - 1);
       }
     }
-    if (st.n + CHUNK > CAP) shrink(s, buf, st, k, tie_large, G);
+    // Shrink when the next chunk might not fit, and early once the buffer holds a few times k:
+    // the floor then rises to the k-th key seen so far (and is published to the cluster), so
+    // later chunks pass fewer scores than a guessed or first-chunk floor lets through.
+    if (st.n + CHUNK > CAP || st.n >= max(3 * k, (u32)CHUNK)) shrink(s, buf, st, k, tie_large, G);
     if (P > 1) G = max(G, cluster_floor(s, P));
     // One bit a passing slot (slot j: vector j / VEC, lane j % VEC) and counts packed by vector;
     // the append then visits only the passing slots.
