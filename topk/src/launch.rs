@@ -86,7 +86,7 @@ struct Params {
     num_req: i32,
     pt_cols: i32,
     cluster: i32,
-    ahead: i32,
+    pad: i32,
 }
 
 impl TopkPlan {
@@ -183,7 +183,6 @@ impl TopkPlan {
             tie_large: (self.config.tie_break == TieBreak::Large) as i32,
             sorted: (self.config.order == OutputOrder::Sorted) as i32,
             cluster: self.cluster as i32,
-            ahead: self.prefetch_ahead as i32,
             ..Params::default()
         };
         match (self.config.transform, a.transform) {

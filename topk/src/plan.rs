@@ -36,9 +36,6 @@ pub struct TopkPlan {
     pub(crate) cluster: u32,
     /// The smallest buffer class holding `k` (one of `KMAX`).
     pub(crate) kmax: u32,
-    /// Resident form: a CTA asks L2 for the row this many rows on (one wave of CTAs later), so
-    /// later waves find their scores in L2; 0 for streaming.
-    pub(crate) prefetch_ahead: u32,
 }
 
 /// Largest number of rows or row stride the kernels index (i32 indices).
@@ -141,11 +138,6 @@ impl TopkPlan {
         } else {
             streaming
         };
-        let prefetch_ahead = if resident {
-            device.sm_count * blocks_per_sm(threads) / cluster
-        } else {
-            0
-        };
         Ok(TopkPlan {
             config,
             rows,
@@ -153,7 +145,6 @@ impl TopkPlan {
             variant,
             cluster,
             kmax,
-            prefetch_ahead,
         })
     }
 
@@ -219,12 +210,6 @@ impl TopkPlan {
             (false, _) => self.variant.buffer_entries(),
         }
     }
-}
-
-/// CTAs of `threads` one SM holds (the kernel's register bound: 64 registers a thread, two
-/// blocks of 512 or four of 256; mirrors `MIN_BLOCKS`).
-fn blocks_per_sm(threads: u32) -> u32 {
-    (1024 / threads).min(4)
 }
 
 /// Whether every segment of a row of `stride` scores split over `cluster` CTAs (rounded up to

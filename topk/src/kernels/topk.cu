@@ -55,7 +55,7 @@ struct Params {
   i32 num_req;            // paged: rows of page_table
   i32 pt_cols;            // paged: valid columns per page_table row
   i32 cluster;            // CTAs per row: the launch's cluster size (1 without clusters)
-  i32 ahead;              // resident form: prefetch into L2 the row this many rows on (0: none)
+  i32 pad_;
 };
 
 constexpr int WARPS = THREADS / 32;
@@ -1053,31 +1053,6 @@ __device__ __forceinline__ void resident(const Params& p, Shared& s, u64* buf, u
 
 using namespace topk;
 
-// The CTA's share [s0, s1) of a row of `len` candidates. Segments are whole chunks, so every
-// vector load of an aligned row stays aligned; every CTA of a cluster sees the same segment
-// length, so all take the same path.
-__device__ __forceinline__ void segment_of(i64 len, u32 rank, int plog, u32& s0, u32& s1) {
-  const i64 seg = (((len + (1 << plog) - 1) >> plog) + CHUNK - 1) / CHUNK * CHUNK;
-  s0 = (u32)min(len, (i64)rank * seg);
-  s1 = (u32)min(len, (i64)s0 + seg);
-}
-
-// Ask L2 for this CTA's segment of a row that a CTA of a later wave selects (one 128-byte line
-// a thread), so that CTA finds its scores in L2 rather than waiting on HBM. Only addresses
-// inside the segment are touched.
-__device__ __forceinline__ void prefetch_segment(const Params& p, int row, u32 rank, int plog) {
-  i64 start, len;
-  row_window(p, row, start, len);
-  if (!p.sorted && len <= (i64)p.k) return;  // that row reads no scores
-  u32 s0, s1;
-  segment_of(len, rank, plog, s0, s1);
-  const char* a = reinterpret_cast<const char*>(reinterpret_cast<const SCORE_T*>(p.scores) +
-                                                (i64)row * p.stride + start + s0);
-  const u32 bytes = (s1 - s0) * (u32)sizeof(SCORE_T);
-  for (u32 off = threadIdx.x * 128u; off < bytes; off += THREADS * 128u)
-    asm volatile("prefetch.global.L2 [%0];" ::"l"(a + off));
-}
-
 // Grid (rows * P): CTAs [row * P, row * P + P) form one cluster and share row `row`.
 extern "C" __global__ void __launch_bounds__(THREADS, MIN_BLOCKS) DSA_ENTRY_TOPK(const __grid_constant__ Params p) {
   __shared__ Shared s;
@@ -1104,11 +1079,12 @@ extern "C" __global__ void __launch_bounds__(THREADS, MIN_BLOCKS) DSA_ENTRY_TOPK
   if (P > 1)
     for (int i = threadIdx.x; i < 3 * BINS; i += THREADS) chist[i] = 0;
 
-  u32 s0, s1;
-  segment_of(len, rank, plog, s0, s1);
+  // Segments are whole chunks, so every vector load of an aligned row stays aligned. Every CTA
+  // of a cluster sees the same `seg`, so all take the same path below.
+  const i64 seg = (((len + P - 1) >> plog) + CHUNK - 1) / CHUNK * CHUNK;
+  const u32 s0 = (u32)min(len, (i64)rank * seg), s1 = (u32)min(len, (i64)s0 + seg);
   const SCORE_T* rowp = reinterpret_cast<const SCORE_T*>(p.scores) + (i64)row * p.stride + start;
 #if SEGMENTS_RESIDENT
-  if (p.ahead > 0 && row + p.ahead < p.rows) prefetch_segment(p, row + p.ahead, rank, plog);
   // The plan launches this form only when every segment (at most the stride's share) fits a
   // tile. finish's first barrier covers the zeroing above (no peer is read before it).
   if (s1 - s0 == (u32)TILE && is_aligned(rowp))
