@@ -770,12 +770,16 @@ __device__ __forceinline__ RegisterKeys<L, FULL> keys_of(const Vecs<L>& ch, u32 
   return r;
 }
 
-// The largest floor the other CTAs of the cluster published, as a strict bound (a key must be
-// above it); every warp reads it for itself, one peer per lane.
-__device__ __forceinline__ u32 cluster_floor(Shared& s, u32 P) {
+// The floors the CTAs of the cluster published, one peer a lane: read a chunk before they are
+// used (cluster_floor), so the distributed-shared-memory latency hides under a chunk's work.
+__device__ __forceinline__ u32 read_floors(Shared& s, u32 P) {
   const u32 lane = threadIdx.x & 31;
-  const u32 x = lane < P ? peer_load_relaxed(peer(smem_addr(&s.kth), lane)) : 0u;
-  const u32 m = __reduce_max_sync(0xffffffffu, x);
+  return lane < P ? peer_load_relaxed(peer(smem_addr(&s.kth), lane)) : 0u;
+}
+
+// The largest of the floors `read_floors` returned, as a strict bound (a key must be above it).
+__device__ __forceinline__ u32 cluster_floor(u32 floors) {
+  const u32 m = __reduce_max_sync(0xffffffffu, floors);
   return m > 0 ? m - 1 : 0u;
 }
 
@@ -811,14 +815,15 @@ __device__ __forceinline__ void shrink(Shared& s, u64* buf, Stream& st, u32 k, b
 }
 
 // Stream positions [s0, s1) of the row into the buffer. With `guess`, a long segment seeds
-// its floor from the first chunk's expected share of the segment's top k (twice it, plus 64),
+// its floor from the first chunk's expected share of the segment's top k (5/4 of it, plus 48:
+// six standard deviations of that rank's estimate for scores alike along the row),
 // which may be too high: the caller streams again without `guess` when fewer than k scores
 // passed it.
 __device__ Stream stream_pass(Shared& s, u64* buf, const SCORE_T* rowp, u32 s0, u32 s1, u32 k,
                               bool tie_large, u32 P, bool guess) {
   const bool aligned = is_aligned(rowp);
   Stream st{0u, 0xffffffffu, 0u, 0u};
-  u32 G = 0, chunk = 0;
+  u32 G = 0, chunk = 0, floors = 0;
   Vecs<LOADS> cur, nxt = {};
   if (s0 < s1) load_vecs(cur, rowp, aligned, s0, s1);
 #pragma unroll 1
@@ -832,7 +837,7 @@ __device__ Stream stream_pass(Shared& s, u64* buf, const SCORE_T* rowp, u32 s0, 
       block_minmax(s, lo, hi);
       // The chunk itself is filtered next, so its own keys equal to the floor must pass. A
       // guessed floor is this CTA's alone: only a floor that k scores pass is published.
-      const u32 share = (u32)min((u64)k, 2ull * k * CHUNK / (s1 - s0) + 64);
+      const u32 share = (u32)min((u64)k, 5ull * k * CHUNK / (4ull * (s1 - s0)) + 48);
       if (guess && share < k) {
         const Cut c = select_cut(s, first, share, CHUNK, lo, hi, tie_large, 1, nullptr, 2);
         G = max(G, (c.K != 0 ? c.K : c.T + 1) - 1);
@@ -845,7 +850,10 @@ __device__ Stream stream_pass(Shared& s, u64* buf, const SCORE_T* rowp, u32 s0, 
     // the floor then rises to the k-th key seen so far (and is published to the cluster), so
     // later chunks pass fewer scores than a guessed or first-chunk floor lets through.
     if (st.n + CHUNK > CAP || st.n >= max(3 * k, (u32)CHUNK)) shrink(s, buf, st, k, tie_large, G);
-    if (P > 1) G = max(G, cluster_floor(s, P));
+    if (P > 1) {
+      G = max(G, cluster_floor(floors));
+      floors = read_floors(s, P);  // for the next chunk
+    }
     // One bit a passing slot (slot j: vector j / VEC, lane j % VEC) and counts packed by vector;
     // the append then visits only the passing slots.
     const float Gf = floor_value(G);
