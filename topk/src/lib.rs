@@ -31,13 +31,20 @@
 //! [`cpu::topk`] implements this contract literally and is the test oracle.
 //!
 //! ## Kernel
-//! One launch reads each row once: CTAs stream their segment of the row through a running floor
-//! into a shared-memory candidate buffer (in index order), and exact radix selects over that
-//! buffer cut it back to the top k whenever it could overflow, raising the floor. On sm_90+ a
-//! long row is split over a thread-block cluster whose CTAs share floors and the final select
-//! through distributed shared memory. No workspace is needed ([`TopkPlan::workspace_bytes`] is
-//! 0; the argument stays so callers size buffers from the plan). `kernels/topk.cu` has the
-//! details.
+//! One launch reads each row once, in one of two compiled forms the plan picks from host sizes:
+//! - **resident**: a CTA's segment (at most 16 scores a thread) is loaded into registers; one
+//!   radix digit over the registers, the rest over the chosen bin's keys copied to shared
+//!   memory, then the keys above the cut are written in index order with one compare a key
+//!   and one block scan (a tie across the cut, or sorted output, takes an exact ordered pass);
+//! - **streaming**: a CTA streams its segment through a running floor into a shared-memory
+//!   candidate buffer (in index order). The floor starts from the first chunk's expected
+//!   share of the top k (the segment is streamed again if fewer than k scores pass it), and
+//!   exact radix selects over the buffer cut it back to the top k, raising the floor.
+//!
+//! On sm_90+ a long row is split over a thread-block cluster whose CTAs share floors and the
+//! final select through distributed shared memory. No workspace is needed
+//! ([`TopkPlan::workspace_bytes`] is 0; the argument stays so callers size buffers from the
+//! plan). `kernels/topk.cu` has the details.
 //!
 //! ## Example
 //! ```no_run

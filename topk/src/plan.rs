@@ -22,8 +22,9 @@ pub struct Tuning {
 /// A planned top-k for a fixed `[rows, stride]` shape.
 ///
 /// One kernel: each row is read once by `cluster` CTAs (a thread-block cluster on sm_90+), each
-/// streaming its segment through a running filter into a shared-memory candidate buffer; the
-/// final select runs over the cluster's buffers. The launch follows from `rows`, `stride`, the
+/// holding its segment in registers (the resident form, when every segment fits) or streaming
+/// it through a running filter into a shared-memory candidate buffer; the final select runs
+/// over the cluster's candidates. The launch follows from `rows`, `stride`, the
 /// config and the tuning, never from device data, so it can be captured in a CUDA graph and
 /// replayed with new lengths and scores. Every plan gives the same bits, and none needs a
 /// workspace.

@@ -1,37 +1,45 @@
-// Deterministic radix top-k: one read of each row through a running filter into a
-// shared-memory candidate buffer, exact radix selects over that buffer, and long rows split
-// over a thread-block cluster.
+// Deterministic radix top-k: each row is read once, held in registers (short segments) or
+// streamed through a running filter into a shared-memory candidate buffer, selected exactly
+// with radix digits, and long rows are split over a thread-block cluster.
 //
 // Compile-time parameters (from the Rust variant): SCORE_T (float / dsa::bf16 / dsa::f16),
-// VEC (scores per 16-byte load), THREADS (block size), KMAX (largest k).
+// VEC (scores per 16-byte load), THREADS (block size), KMAX (largest k), SEGMENTS_RESIDENT
+// (1: the resident form only; 0: the streaming form only; the plan picks from host sizes).
 //
 // Keys. A score maps to a 32-bit order key (larger score, larger key; -0.0 == +0.0; NaN above
 // +inf). Real keys are >= 0x007fffff (-inf), so key 0 marks "no candidate".
 //
 // Resident segments. A segment of at most TILE = THREADS * 16 scores is loaded into registers
-// at once and selected there: no buffer, no shared-memory copy of the scores.
+// at once and selected there: the first digit over the registers, the rest over the chosen
+// bin's keys copied to a shared list. When no tie straddles the cut (the common case), the keys
+// above a threshold are written in index order with one compare a key and one packed block
+// scan; otherwise an out-of-line exact ordered pass writes them.
 //
 // Streaming. A longer segment is read in chunks of CHUNK = THREADS * 8 scores, the next
 // chunk's loads in flight while the current one is filtered. A score enters the buffer (key and
-// index, in index order through block prefix sums, no atomics) when its key is above the floor
-// G, compared as a float (one instruction a score). The first chunk seeds G with one radix
-// digit over its own keys (the low edge of the digit bin holding its k-th largest), so the
-// buffer starts near k entries rather than a whole chunk. When the next chunk might not fit, `shrink` selects the buffer's exact top-k, compacts it in
-// place to those k and raises G to their k-th key K: with tie small a later (larger-index)
-// score must beat K strictly, with tie large it may equal it. So the buffer is always a
-// superset of the segment's top-k, and HBM is read once.
+// index, in index order through one packed block scan, no atomics) when it is above the floor
+// G, compared as a float (one instruction a score). The first chunk seeds G: for a long segment
+// from its expected share of the segment's top k (a guess: when fewer than k scores pass it,
+// the segment is streamed again from a safe floor), else from one radix digit over its own
+// keys. When the next chunk might not fit, or the buffer holds a few times k, `shrink` selects
+// the buffer's exact top-k, compacts it in place to those k and raises G to their k-th key K:
+// with tie small a later (larger-index) score must beat K strictly, with tie large it may equal
+// it. So the buffer is always a superset of the segment's top-k, and HBM is read once (twice
+// after a failed guess).
 //
-// Clusters. With P > 1 CTAs per row (a cluster, sm_90+), CTA r streams segment r. Each CTA
+// Clusters. With P > 1 CTAs per row (a cluster, sm_90+), CTA r takes segment r. Each CTA
 // publishes its K; every CTA also filters with the largest K of the cluster (a valid bound for
 // every segment, entered with >=, as equal keys elsewhere may win on index). The final select
-// runs over the union of the buffers with cluster-wide histograms in distributed shared memory.
+// runs over the union of the candidates with cluster-wide histograms in distributed shared
+// memory.
 //
-// Final select. Radix select (digits of 11, 11 and 10 bits, most significant first) finds the
-// k-th key K and the rank window [lo, hi) of the elements equal to K that belong to the set (the
-// first `need` in index order for tie small, the last for tie large), or stops early when a
-// digit bin is taken whole. An ordered pass writes the set in ascending index order, or gathers
-// it for a bitonic sort by the total order. Launch shape and results depend only on host-known
-// sizes and the row itself, never on timing, P or THREADS.
+// Final select. Radix select (digits of 11, 11 and 10 bits over the bits where the keys'
+// range differs, most significant first) finds the k-th key K and the rank window [lo, hi) of
+// the elements equal to K that belong to the set (the first `need` in index order for tie
+// small, the last for tie large), or stops early when a digit bin is taken whole. An ordered
+// pass writes the set in ascending index order, or gathers it for a bitonic sort by the total
+// order. Launch shape and results depend only on host-known sizes and the row itself, never on
+// timing, P or THREADS.
 
 namespace topk {
 
