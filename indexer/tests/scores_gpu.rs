@@ -23,6 +23,64 @@ use rand::Rng;
 
 /// Random queries and weights, a random cache with odd scales and a table with bad pages, one
 /// launch with `split` (default: the plan's), every logit compared with the reference.
+/// The sum over heads of |w'| |scale| sum |q| |k| of one (token, key): what a logit's error is
+/// measured against (FP8 tensor-core sums keep fewer bits than f32, so a logit that cancels
+/// down to a small value is only as exact as its largest terms).
+struct AbsTerms<'a> {
+    decoded: Vec<f64>,
+    q8: &'a [u8],
+    wq: &'a [f32],
+    h: usize,
+    d: usize,
+}
+
+impl<'a> AbsTerms<'a> {
+    fn new(q8: &'a [u8], wq: &'a [f32], h: usize, d: usize) -> Self {
+        let decoded = (0..=255u8).map(|c| cpu::fp8_decode(c).abs()).collect();
+        AbsTerms {
+            decoded,
+            q8,
+            wq,
+            h,
+            d,
+        }
+    }
+
+    fn of(&self, token: usize, key: &[u8], scale: f32) -> f64 {
+        let scale = if scale.is_nan() {
+            0.0
+        } else {
+            scale.abs() as f64
+        };
+        (0..self.h)
+            .map(|hh| {
+                let q = &self.q8[(token * self.h + hh) * self.d..][..self.d];
+                let dot: f64 = q
+                    .iter()
+                    .zip(key)
+                    .map(|(&x, &y)| self.decoded[x as usize] * self.decoded[y as usize])
+                    .sum();
+                (self.wq[token * self.h + hh] as f64).abs() * scale * dot
+            })
+            .sum()
+    }
+}
+
+/// One GPU logit `g` against the reference `w`: masks (-inf) must agree exactly, else the error
+/// relative to `terms()` must be at most 1e-3. Returns that error (0 for a mask).
+fn check_logit(at: &str, g: f32, w: f32, terms: impl FnOnce() -> f64) -> f64 {
+    if w == f32::NEG_INFINITY || g == f32::NEG_INFINITY {
+        assert_eq!(g, w, "{at}: mask differs");
+        return 0.0;
+    }
+    let err = (g as f64 - w as f64).abs() / (terms() + 1e-30);
+    assert!(
+        err <= 1e-3,
+        "{at}: gpu {g} vs ref {w} (rel to the absolute terms {err:e})"
+    );
+    err
+}
+
 fn check_paged(
     what: &str,
     c: IndexerConfig,
@@ -114,38 +172,21 @@ fn check_paged(
     // Yardstick per cell: the sum of absolute terms, sum_h |w'| |s| sum_k |q k| (Hopper's FP8
     // tensor-core sums keep fewer bits than f32, so a logit that cancels down to a small value
     // is only as exact as its largest terms).
-    let decoded: Vec<f64> = (0..=255u8).map(|c| cpu::fp8_decode(c).abs()).collect();
+    let terms = AbsTerms::new(&q8.codes, &wq, h, d);
     let mut worst = 0.0f64;
     for (i, (&g, &w)) in got.iter().zip(&want).enumerate() {
         let (b, col) = (i / stride, i % stride);
-        if w == f32::NEG_INFINITY || g == f32::NEG_INFINITY {
-            assert_eq!(g, w, "{what}: row {b} col {col}: mask differs ({split:?})");
-            continue;
-        }
-        let page = table[b * bt_stride + col / p];
-        let (key, scale) = cache.key(page as usize * p + col % p);
-        let scale = if scale.is_nan() {
-            0.0
-        } else {
-            scale.abs() as f64
-        };
-        let bound: f64 = (0..h)
-            .map(|hh| {
-                let q = &q8.codes[(b * h + hh) * d..][..d];
-                let dot: f64 = q
-                    .iter()
-                    .zip(key)
-                    .map(|(&x, &y)| decoded[x as usize] * decoded[y as usize])
-                    .sum();
-                (wq[b * h + hh] as f64).abs() * scale * dot
-            })
-            .sum();
-        let err = (g as f64 - w as f64).abs() / (bound + 1e-30);
-        worst = worst.max(err);
-        assert!(
-            err <= 1e-3,
-            "{what}: row {b} col {col}: gpu {g} vs ref {w} (rel to the absolute terms {err:e}, {split:?})"
+        let err = check_logit(
+            &format!("{what}: row {b} col {col} ({split:?})"),
+            g,
+            w,
+            || {
+                let page = table[b * bt_stride + col / p];
+                let (key, scale) = cache.key(page as usize * p + col % p);
+                terms.of(b, key, scale)
+            },
         );
+        worst = worst.max(err);
     }
     eprintln!("{what}: worst error relative to the absolute terms {worst:e}");
     assert_eq!(
@@ -311,39 +352,18 @@ fn check_ragged(
     let ks_sub: Vec<i32> = rows.iter().map(|&t| ks[t]).collect();
     let ke_sub: Vec<i32> = rows.iter().map(|&t| ke[t]).collect();
     let want = cpu::scores_ragged(h, &q_sub, &w_sub, &keys, &ks_sub, &ke_sub, stride);
-    let decoded: Vec<f64> = (0..=255u8).map(|c| cpu::fp8_decode(c).abs()).collect();
+    let terms = AbsTerms::new(&q8.codes, &wq, h, d);
     let mut worst = 0.0f64;
     for (i, &t) in rows.iter().enumerate() {
         for col in 0..stride {
             let (g, w) = (got[t * stride + col], want[i * stride + col]);
-            if w == f32::NEG_INFINITY || g == f32::NEG_INFINITY {
-                assert_eq!(g, w, "{what}: row {t} col {col}: mask differs ({split:?})");
-                continue;
-            }
-            let key = keys.row(col);
-            let scale = keys.scales[col];
-            let scale = if scale.is_nan() {
-                0.0
-            } else {
-                scale.abs() as f64
-            };
-            let bound: f64 = (0..h)
-                .map(|hh| {
-                    let q = &q8.codes[(t * h + hh) * d..][..d];
-                    let dot: f64 = q
-                        .iter()
-                        .zip(key)
-                        .map(|(&x, &y)| decoded[x as usize] * decoded[y as usize])
-                        .sum();
-                    (wq[t * h + hh] as f64).abs() * scale * dot
-                })
-                .sum();
-            let err = (g as f64 - w as f64).abs() / (bound + 1e-30);
-            worst = worst.max(err);
-            assert!(
-                err <= 1e-3,
-                "{what}: row {t} col {col}: gpu {g} vs ref {w} (rel to the absolute terms {err:e}, {split:?})"
+            let err = check_logit(
+                &format!("{what}: row {t} col {col} ({split:?})"),
+                g,
+                w,
+                || terms.of(t, keys.row(col), keys.scales[col]),
             );
+            worst = worst.max(err);
         }
     }
     eprintln!("{what}: worst error relative to the absolute terms {worst:e}");
