@@ -546,6 +546,9 @@ typedef struct DsaTopkConfig {
   // Threads per block (256, 512 or 1024), or 0 for the heuristic (and tuning database).
   // Results never depend on it.
   int32_t threads;
+  // CTAs sharing one row (a thread-block cluster: a power of two up to 16, more than 1 only
+  // on sm_90+), or 0 for the heuristic (and tuning database). Results never depend on it.
+  int32_t cluster;
 } DsaTopkConfig;
 
 // Device buffers of one top-k launch. Every pointer is a device address on the stream's

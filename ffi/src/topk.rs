@@ -78,6 +78,19 @@ pub struct DsaTopkConfig {
     /// Threads per block (256, 512 or 1024), or 0 for the heuristic (and tuning database).
     /// Results never depend on it.
     pub threads: i32,
+    /// CTAs sharing one row (a thread-block cluster: a power of two up to 16, more than 1 only
+    /// on sm_90+), or 0 for the heuristic (and tuning database). Results never depend on it.
+    pub cluster: i32,
+}
+
+/// A launch knob of the config: 0 leaves it to the heuristic, a positive value is checked by
+/// the plan, a negative one is an error.
+fn launch_knob(name: &str, v: i32) -> FfiResult<Option<u32>> {
+    match v {
+        0 => Ok(None),
+        v if v > 0 => Ok(Some(v as u32)),
+        v => Err(FfiError::invalid(format!("{name} = {v} is negative"))),
+    }
 }
 
 impl DsaTopkConfig {
@@ -117,18 +130,9 @@ impl DsaTopkConfig {
                 )));
             }
         };
-        let threads = match self.threads {
-            0 => None,
-            v if v > 0 => Some(v as u32),
-            v => {
-                return Err(FfiError::invalid(format!(
-                    "config.threads = {v} is negative"
-                )));
-            }
-        };
         let tuning = Tuning {
-            threads,
-            ..Tuning::default()
+            threads: launch_knob("config.threads", self.threads)?,
+            cluster: launch_knob("config.cluster", self.cluster)?,
         };
         let config = TopkConfig {
             k,

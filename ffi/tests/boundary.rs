@@ -224,6 +224,13 @@ fn topk_plan_create_rejects_bad_configs() {
             8,
             "config.threads = -1 is negative",
         ),
+        (DsaTopkConfig { cluster: 3, ..c }, 1, 8, "cluster = 3"),
+        (
+            DsaTopkConfig { cluster: -2, ..c },
+            1,
+            8,
+            "config.cluster = -2 is negative",
+        ),
     ];
     for (cfg, rows, stride, needle) in cases {
         e(

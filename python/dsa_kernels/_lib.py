@@ -35,7 +35,7 @@ class DsaDeviceInfo(ctypes.Structure):
 class DsaTopkConfig(ctypes.Structure):
     _fields_ = [("k", c_int32), ("dtype", c_int32), ("tie_break", c_int32), ("order", c_int32),
                 ("transform", c_int32), ("page_size", c_int32), ("request_map", c_int32),
-                ("threads", c_int32)]
+                ("threads", c_int32), ("cluster", c_int32)]
 
 
 class DsaTopkArgs(ctypes.Structure):
