@@ -525,6 +525,19 @@ __device__ __forceinline__ u32 key_at(const u64* buf, u32 i) {
   return reinterpret_cast<const u32*>(buf)[2 * i + 1];
 }
 
+// Output positions of the keys above a threshold: `at[u]` for this thread's first one in
+// vector u; `total` in the CTA.
+template <int L>
+struct Ranks {
+  u32 at[L];
+  u32 total;
+};
+// A buffer's ranks come strip by strip; only the CTA's total is known up front.
+template <>
+struct Ranks<0> {
+  u32 total;
+};
+
 // Candidates in the shared-memory buffer: entries (key << 32 | position) in index order.
 struct BufferKeys {
   static constexpr bool IN_REGISTERS = false;
@@ -551,6 +564,43 @@ struct BufferKeys {
                           emit);
     }
   }
+  // The CTA's count of keys above `thr`, needed (and counted) only with P > 1.
+  __device__ __forceinline__ Ranks<0> rank_above(Shared& s, u32 thr, u32 P) const {
+    Ranks<0> r{0u};
+    if (P > 1) {
+      u32 c = 0;
+      each([&](u32 key, bool) { c += key > thr; });
+      block_scan(s, c, r.total);
+    }
+    return r;
+  }
+  // put(j, position) for each entry above `thr`, j its rank in buffer (index) order: strips of
+  // two pairs a thread, one packed block scan a strip.
+  template <class Put>
+  __device__ __forceinline__ void put_above(Shared& s, const Ranks<0>&, u32 thr, Put put) const {
+    u32 run = 0, parity = 0;
+#pragma unroll 1
+    for (u32 strip = 0; strip < n; strip += STRIP, parity ^= 1) {
+      u64 e[PAIRS][2];
+      u32 mine = 0;
+#pragma unroll
+      for (int u = 0; u < PAIRS; ++u) {
+        const u32 i = strip + (u * THREADS + threadIdx.x) * 2;
+        e[u][0] = i < n ? buf[i] : 0ull;
+        e[u][1] = i + 1 < n ? buf[i + 1] : 0ull;
+        mine += ((u32)((u32)(e[u][0] >> 32) > thr) + (u32)((u32)(e[u][1] >> 32) > thr))
+                << ((32 / PAIRS) * u);
+      }
+      u32 at[PAIRS];
+      const u32 total = group_offsets<PAIRS>(s.warp_sums[parity], mine, at);
+#pragma unroll
+      for (int u = 0; u < PAIRS; ++u)
+#pragma unroll
+        for (int v = 0; v < 2; ++v)
+          if ((u32)(e[u][v] >> 32) > thr) put((int)(run + at[u]++), (u32)e[u][v]);
+      run += total;
+    }
+  }
 };
 
 // Keys copied out of a resident segment (only the select needs them, not their positions).
@@ -562,14 +612,6 @@ struct ListKeys {
 #pragma unroll 4
     for (u32 i = threadIdx.x; i < n; i += THREADS) f(keys[i], true);
   }
-};
-
-// Output positions of the keys above a threshold: `at[u]` for this thread's first one in
-// vector u; `total` in the CTA.
-template <int L>
-struct Ranks {
-  u32 at[L];
-  u32 total;
 };
 
 // Candidates in registers: L vectors of VEC keys a thread, vector u of thread t at positions
@@ -594,7 +636,7 @@ struct RegisterKeys {
   }
   // Index-order ranks of the keys above `thr` (one barrier; a CTA holds at most 2^12 keys of
   // one vector, and a warp at most 2^8).
-  __device__ __forceinline__ Ranks<L> rank_above(Shared& s, u32 thr) const {
+  __device__ __forceinline__ Ranks<L> rank_above(Shared& s, u32 thr, u32) const {
     static_assert(32 * VEC < (1 << (32 / L)) && THREADS * VEC < (1 << 16), "fields never carry");
     u32 mine = 0;
 #pragma unroll
@@ -607,7 +649,7 @@ struct RegisterKeys {
   }
   // put(at, position) for each key above `thr`, with `r` from rank_above.
   template <class Put>
-  __device__ __forceinline__ void put_above(const Ranks<L>& r, u32 thr, Put put) const {
+  __device__ __forceinline__ void put_above(Shared&, const Ranks<L>& r, u32 thr, Put put) const {
 #pragma unroll
     for (int u = 0; u < L; ++u) {
       u32 at = r.at[u];
@@ -997,15 +1039,14 @@ __device__ __noinline__ void write_cut_out_of_line(const Params& p, Shared& s, u
   write_cut(p, s, buf, src, c, total, row, req, rank, P);
 }
 
-// Keys in registers above a threshold cut, written in index order: one compare a key and one
-// block scan.
-template <int L, bool FULL>
-__device__ __forceinline__ void write_above(const Params& p, Shared& s,
-                                            const RegisterKeys<L, FULL>& src, u32 thr, u32 total,
-                                            int row, int req, u32 rank, u32 P) {
+// The keys of a source above a threshold cut, written in index order: one compare a key and
+// one block scan (a strip of the buffer, or all of a CTA's registers).
+template <class Src>
+__device__ __forceinline__ void write_above(const Params& p, Shared& s, const Src& src, u32 thr,
+                                            u32 total, int row, int req, u32 rank, u32 P) {
   const u32 k = (u32)p.k;
   i32* out = p.out + (i64)row * p.k;
-  const Ranks<L> r = src.rank_above(s, thr);
+  const auto r = src.rank_above(s, thr, P);
   u32 base = 0;
   if (P > 1) {
     if (threadIdx.x == 0) s.gt_pub = r.total;
@@ -1014,9 +1055,9 @@ __device__ __forceinline__ void write_above(const Params& p, Shared& s,
   }
   i32* at = out + base;
   if (p.transform == 0)
-    src.put_above(r, thr, [&](int j, u32 idx) { at[j] = (i32)idx; });
+    src.put_above(s, r, thr, [&](int j, u32 idx) { at[j] = (i32)idx; });
   else
-    src.put_above(r, thr, [&](int j, u32 idx) { at[j] = transform_index(p, row, req, (i32)idx); });
+    src.put_above(s, r, thr, [&](int j, u32 idx) { at[j] = transform_index(p, row, req, (i32)idx); });
   if (rank == 0)
     for (u32 j = min(total, k) + threadIdx.x; j < k; j += THREADS) out[j] = -1;
   if (P > 1) cluster_sync();  // peers have read our count before we exit
@@ -1043,14 +1084,12 @@ __device__ void finish(const Params& p, Shared& s, u64* buf, u32* chist, const S
   }
   const Cut c = total > k ? row_cut(s, src, k, total, lo, hi, p.tie_large != 0, P, chist)
                           : Cut{0u, 0u, 0u, 0u, false};
-  if constexpr (Src::IN_REGISTERS) {
-    if (!p.sorted && c.is_threshold())
-      write_above(p, s, src, c.above(), total, row, req, rank, P);
-    else
-      write_cut_out_of_line(p, s, buf, src, c, total, row, req, rank, P);
-  } else {
+  if (!p.sorted && c.is_threshold())
+    write_above(p, s, src, c.above(), total, row, req, rank, P);
+  else if constexpr (Src::IN_REGISTERS)
+    write_cut_out_of_line(p, s, buf, src, c, total, row, req, rank, P);
+  else
     write_cut(p, s, buf, src, c, total, row, req, rank, P);
-  }
 }
 
 // Select and write a row whose segment [s0, s1) fits in registers.
