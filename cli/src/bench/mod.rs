@@ -154,7 +154,11 @@ pub fn run(a: &BenchArgs) -> Result<()> {
     );
     let results = match plan.kind {
         Kind::Workloads(make) => time_all(&gpu, copy_gbs, &make)?,
-        Kind::Collective { rows, k } => collective::time(&gpu, copy_gbs, &rows, k)?,
+        Kind::Collective { rows, k } => {
+            let mut m = collective::time(&gpu, copy_gbs, &rows, k)?;
+            m.extend(collective::time_all_gpus(copy_gbs, &rows, k)?);
+            m
+        }
     };
     print_table(&results);
     if let Some(path) = &a.json {
