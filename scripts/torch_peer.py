@@ -45,8 +45,39 @@ def hadamard(rows, dim):
     xs = copies(lambda: torch.randn(rows, dim, device="cuda", dtype=torch.bfloat16), rows * dim * 2)
     return median_us(lambda x: x @ h, xs)
 
+def _collective_rank(rank, world, port, out):
+    import torch.distributed as dist
+    torch.cuda.set_device(rank)
+    dist.init_process_group("nccl", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    res = []
+    for rows in (1, 8, 64, 256):
+        fp = torch.ones(rows, 4, dtype=torch.int32, device="cuda")  # 16 B a row, as our verify
+        idx = torch.ones(rows, 2048, dtype=torch.int32, device="cuda")  # 4k B a row, as our broadcast
+        ar = median_us(lambda x: dist.all_reduce(x, op=dist.ReduceOp.MIN), [fp], iters=100)
+        bc = median_us(lambda x: dist.broadcast(x, 0), [idx], iters=100)
+        res.append((rows, ar, bc))
+    out.put((rank, res))
+    dist.destroy_process_group()
+
+def collective():
+    """torch.distributed (NCCL) all-reduce of 16 B a row and broadcast of 8 KiB a row over
+    every GPU, one process a GPU: the latency floor of the transport our collective uses."""
+    import torch.multiprocessing as mp
+    world = torch.cuda.device_count()
+    ctx = mp.get_context("spawn"); q = ctx.Queue()
+    ps = [ctx.Process(target=_collective_rank, args=(r, world, 29511, q)) for r in range(world)]
+    for p in ps: p.start()
+    got = dict(q.get() for _ in ps)
+    for p in ps: p.join()
+    for i, (rows, _, _) in enumerate(got[0]):
+        ar = max(got[r][i][1] for r in got); bc = max(got[r][i][2] for r in got)
+        print(json.dumps({"op": "all_reduce_min", "world": world, "shape": f"{rows}x16B", "us": ar}), flush=True)
+        print(json.dumps({"op": "broadcast", "world": world, "shape": f"{rows}x2048", "us": bc}), flush=True)
+
 def main():
     which = sys.argv[1:] or ["topk"]
+    if "collective" in which:
+        collective()
     if "topk" in which:
         for rows in (1, 8, 64, 256):
             for length in (8192, 32768, 131072, 262144):
