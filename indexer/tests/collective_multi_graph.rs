@@ -9,7 +9,7 @@ mod pipeline_common;
 use collective_common::*;
 use cudarc::driver::sys;
 use dsa_indexer::collective::ConsistencyPolicy;
-use dsa_indexer::{DecodeArgs, DecodeShape, Indexer, IndexerConfig};
+use dsa_indexer::{DecodeArgs, Indexer, IndexerConfig};
 use dsa_jit_cache::{DeviceInfo, dptr};
 use pipeline_common::*;
 use rand::Rng;
@@ -32,15 +32,8 @@ fn decode_with_broadcast_replayed_on_every_rank_gives_rank0_indices() {
             ..base
         };
         let (batch, stride) = (5usize, 5000usize);
-        let bt_stride = stride.div_ceil(c.page_size);
-        let pages = batch * bt_stride + 4;
-        let shape = DecodeShape {
-            batch,
-            stride,
-            bt_stride,
-            max_positions: stride,
-            cache_pages: pages,
-        };
+        let shape = decode_shape(&c, batch, stride);
+        let (bt_stride, pages) = (shape.bt_stride, shape.cache_pages);
         let info = DeviceInfo::of(&ctx).unwrap();
         let plan = Indexer::new(c).unwrap().plan_decode(shape, &info).unwrap();
         // The same step without the collective: what this rank would select on its own.
@@ -87,28 +80,9 @@ fn decode_with_broadcast_replayed_on_every_rank_gives_rank0_indices() {
                 .map(|_| r.random_range(2100..=stride as i32))
                 .collect();
             let (cache_h, table_h) = random_cache_and_table(&mut r, &c, pages, &lens_h, bt_stride);
-            let positions: Vec<i64> = lens_h.iter().map(|&l| l as i64 - 1).collect();
-            let p = c.page_size;
-            let locs: Vec<i64> = lens_h
-                .iter()
-                .enumerate()
-                .map(|(b, &l)| {
-                    let last = l as usize - 1;
-                    table_h[b * bt_stride + last / p] as i64 * p as i64 + (last % p) as i64
-                })
-                .collect();
+            let (positions, locs) = newest_tokens(&c, &lens_h, &table_h, bt_stride);
             let data = TokenData::random(&mut r, &c, positions, stride);
-            for (h, d) in data
-                .bytes
-                .iter()
-                .zip([&mut tb.q, &mut tb.k, &mut tb.g, &mut tb.b])
-            {
-                s.memcpy_htod(h, d).unwrap();
-            }
-            s.memcpy_htod(&data.weights, &mut tb.weights).unwrap();
-            s.memcpy_htod(&data.positions, &mut tb.positions).unwrap();
-            s.memcpy_htod(&data.cos_sin, &mut tb.cos_sin).unwrap();
-            s.memcpy_htod(&locs, &mut tb.loc).unwrap();
+            tb.upload(&s, &data, &locs);
             s.memcpy_htod(&table_h, &mut table).unwrap();
             s.memcpy_htod(&lens_h, &mut lens).unwrap();
             // Every rank runs the same collective calls in the same order: replay, then eager.

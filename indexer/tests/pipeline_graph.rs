@@ -4,7 +4,7 @@
 mod pipeline_common;
 
 use cudarc::driver::sys;
-use dsa_indexer::{DecodeArgs, DecodeShape, Indexer, IndexerConfig};
+use dsa_indexer::{DecodeArgs, Indexer, IndexerConfig};
 use dsa_jit_cache::dptr;
 use pipeline_common::*;
 use rand::Rng;
@@ -18,15 +18,8 @@ fn decode_graph_replay_with_new_data_equals_eager_bit_for_bit() {
     let s = &g.stream;
     let c = IndexerConfig::default();
     let (batch, stride) = (7usize, 6000usize);
-    let bt_stride = stride.div_ceil(c.page_size);
-    let pages = batch * bt_stride + 4;
-    let shape = DecodeShape {
-        batch,
-        stride,
-        bt_stride,
-        max_positions: stride,
-        cache_pages: pages,
-    };
+    let shape = decode_shape(&c, batch, stride);
+    let (bt_stride, pages) = (shape.bt_stride, shape.cache_pages);
     let plan = Indexer::new(c)
         .unwrap()
         .plan_decode(shape, &g.info)
@@ -67,29 +60,9 @@ fn decode_graph_replay_with_new_data_equals_eager_bit_for_bit() {
             .map(|_| r.random_range(0..=stride as i32))
             .collect();
         let (cache_h, table_h) = random_cache_and_table(&mut r, &c, pages, &lens_h, bt_stride);
-        let positions: Vec<i64> = lens_h.iter().map(|&l| (l as i64 - 1).max(0)).collect();
-        let p = c.page_size;
-        let locs: Vec<i64> = lens_h
-            .iter()
-            .enumerate()
-            .map(|(b, &l)| {
-                let last = (l.max(1) - 1) as usize;
-                if l == 0 {
-                    -1
-                } else {
-                    table_h[b * bt_stride + last / p] as i64 * p as i64 + (last % p) as i64
-                }
-            })
-            .collect();
+        let (positions, locs) = newest_tokens(&c, &lens_h, &table_h, bt_stride);
         let data = TokenData::random(&mut r, &c, positions, stride);
-        s.memcpy_htod(&data.bytes[0], &mut tb.q).unwrap();
-        s.memcpy_htod(&data.bytes[1], &mut tb.k).unwrap();
-        s.memcpy_htod(&data.bytes[2], &mut tb.g).unwrap();
-        s.memcpy_htod(&data.bytes[3], &mut tb.b).unwrap();
-        s.memcpy_htod(&data.weights, &mut tb.weights).unwrap();
-        s.memcpy_htod(&data.positions, &mut tb.positions).unwrap();
-        s.memcpy_htod(&data.cos_sin, &mut tb.cos_sin).unwrap();
-        s.memcpy_htod(&locs, &mut tb.loc).unwrap();
+        tb.upload(s, &data, &locs);
         s.memcpy_htod(&table_h, &mut table).unwrap();
         s.memcpy_htod(&lens_h, &mut lens).unwrap();
         let run = |replay: bool, cache: &mut cudarc::driver::CudaSlice<u8>| {

@@ -175,6 +175,21 @@ impl TokenBuffers {
         }
     }
 
+    /// Overwrite the buffers with `t` and the cache slots `loc` (same sizes as at creation).
+    pub fn upload(&mut self, s: &Arc<CudaStream>, t: &TokenData, loc: &[i64]) {
+        for (h, d) in t
+            .bytes
+            .iter()
+            .zip([&mut self.q, &mut self.k, &mut self.g, &mut self.b])
+        {
+            s.memcpy_htod(h, d).unwrap();
+        }
+        s.memcpy_htod(&t.weights, &mut self.weights).unwrap();
+        s.memcpy_htod(&t.positions, &mut self.positions).unwrap();
+        s.memcpy_htod(&t.cos_sin, &mut self.cos_sin).unwrap();
+        s.memcpy_htod(loc, &mut self.loc).unwrap();
+    }
+
     pub fn args(&self, s: &Arc<CudaStream>, cache: u64) -> dsa_indexer::TokenArgs {
         dsa_indexer::TokenArgs {
             q: dptr(&self.q, s),
@@ -188,6 +203,43 @@ impl TokenBuffers {
             cache,
         }
     }
+}
+
+/// A decode shape of `batch` requests of up to `stride` tokens, its block-table width, and
+/// cache pages for all of them plus a few spare.
+pub fn decode_shape(c: &IndexerConfig, batch: usize, stride: usize) -> dsa_indexer::DecodeShape {
+    let bt_stride = stride.div_ceil(c.page_size);
+    dsa_indexer::DecodeShape {
+        batch,
+        stride,
+        bt_stride,
+        max_positions: stride,
+        cache_pages: batch * bt_stride + 4,
+    }
+}
+
+/// Per request of context length `lens[b]`: its positions (last token's, 0 for none) and the
+/// cache slot of its newest key through `table` (-1 for an empty context).
+pub fn newest_tokens(
+    c: &IndexerConfig,
+    lens: &[i32],
+    table: &[i32],
+    bt_stride: usize,
+) -> (Vec<i64>, Vec<i64>) {
+    let p = c.page_size;
+    let positions = lens.iter().map(|&l| (l as i64 - 1).max(0)).collect();
+    let locs = lens
+        .iter()
+        .enumerate()
+        .map(|(b, &l)| {
+            if l == 0 {
+                return -1;
+            }
+            let last = l as usize - 1;
+            table[b * bt_stride + last / p] as i64 * p as i64 + (last % p) as i64
+        })
+        .collect();
+    (positions, locs)
 }
 
 /// Random FP8 keys (no NaN codes) with positive scales, `n` rows of `dim`.
