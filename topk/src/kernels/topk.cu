@@ -620,7 +620,6 @@ struct ListKeys {
 template <int L, bool FULL>
 struct RegisterKeys {
   static constexpr bool IN_REGISTERS = true;
-  static constexpr int LOADS = L;
   u32 key[L][VEC];
   u32 s0;
   template <class F>
