@@ -30,15 +30,14 @@ pub fn time(gpu: &Gpu, copy_gbs: f64, rows: &[usize], k: usize) -> Result<Vec<Me
     for (op, name) in ops {
         for &r in rows {
             let t = time_op(op, &gpu.stream, comm.as_ref(), r, k, 10, 100)?;
-            let mut m = Measured::new(
-                format!("{r}x{k}"),
+            out.push(measured(
                 name.into(),
+                r,
+                k,
                 t.eager_us,
-                r * k * 4,
+                t.graph_us,
                 copy_gbs,
-            );
-            m.graph_us = Some(t.graph_us);
-            out.push(m);
+            ));
         }
     }
     Ok(out)
@@ -91,9 +90,21 @@ pub fn time_all_gpus(copy_gbs: f64, rows: &[usize], k: usize) -> Result<Vec<Meas
             TimedOp::Broadcast => format!("broadcast (NCCL, world {world})"),
             _ => format!("verify (NCCL, world {world})"),
         };
-        let mut m = Measured::new(format!("{r}x{k}"), name, eager, r * k * 4, copy_gbs);
-        m.graph_us = Some(graph);
-        out.push(m);
+        out.push(measured(name, r, k, eager, graph, copy_gbs));
     }
     Ok(out)
+}
+
+/// One row of the table: `rows` × `k` indices (4 bytes each) timed eagerly and from a graph.
+fn measured(
+    name: String,
+    rows: usize,
+    k: usize,
+    eager: f64,
+    graph: f64,
+    copy_gbs: f64,
+) -> Measured {
+    let mut m = Measured::new(format!("{rows}x{k}"), name, eager, rows * k * 4, copy_gbs);
+    m.graph_us = Some(graph);
+    m
 }

@@ -548,18 +548,23 @@ struct BufferKeys {
 #pragma unroll 4
     for (u32 i = threadIdx.x; i < n; i += THREADS) f(key_at(buf, i), true);
   }
+  // This thread's entries of the strip at `strip`: two pairs, laid out as ordered_scan and
+  // group_offsets expect (0 past the end).
+  __device__ __forceinline__ void load_strip(u32 strip, u64 (&e)[PAIRS][2]) const {
+#pragma unroll
+    for (int u = 0; u < PAIRS; ++u) {
+      const u32 i = strip + (u * THREADS + threadIdx.x) * 2;
+      e[u][0] = i < n ? buf[i] : 0ull;
+      e[u][1] = i + 1 < n ? buf[i + 1] : 0ull;
+    }
+  }
   template <class Emit>
   __device__ __forceinline__ void keep_steps(Shared& s, const Cut& c, u32 base, u32& gt_run,
                                              u32& eq_run, Emit emit) const {
 #pragma unroll 1
     for (u32 strip = 0; strip < n; strip += STRIP) {
       u64 e[PAIRS][2];
-#pragma unroll
-      for (int u = 0; u < PAIRS; ++u) {
-        const u32 i = strip + (u * THREADS + threadIdx.x) * 2;
-        e[u][0] = i < n ? buf[i] : 0ull;
-        e[u][1] = i + 1 < n ? buf[i + 1] : 0ull;
-      }
+      load_strip(strip, e);
       keep_step<PAIRS, 2>(s, [&](int u, int v) { return e[u][v]; }, c, base, gt_run, eq_run,
                           emit);
     }
@@ -582,15 +587,12 @@ struct BufferKeys {
 #pragma unroll 1
     for (u32 strip = 0; strip < n; strip += STRIP, parity ^= 1) {
       u64 e[PAIRS][2];
+      load_strip(strip, e);
       u32 mine = 0;
 #pragma unroll
-      for (int u = 0; u < PAIRS; ++u) {
-        const u32 i = strip + (u * THREADS + threadIdx.x) * 2;
-        e[u][0] = i < n ? buf[i] : 0ull;
-        e[u][1] = i + 1 < n ? buf[i + 1] : 0ull;
+      for (int u = 0; u < PAIRS; ++u)
         mine += ((u32)((u32)(e[u][0] >> 32) > thr) + (u32)((u32)(e[u][1] >> 32) > thr))
                 << ((32 / PAIRS) * u);
-      }
       u32 at[PAIRS];
       const u32 total = group_offsets<PAIRS>(s.warp_sums[parity], mine, at);
 #pragma unroll
