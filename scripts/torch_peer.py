@@ -51,17 +51,20 @@ def _collective_rank(rank, world, port, out):
     dist.init_process_group("nccl", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
     res = []
     for rows in (1, 8, 64, 256):
-        fp = torch.ones(rows, 4, dtype=torch.int32, device="cuda")  # 16 B a row, as our verify
-        idx = torch.ones(rows, 2048, dtype=torch.int32, device="cuda")  # 4k B a row, as our broadcast
+        fp = torch.randint(1, 1 << 62, (rows, 2), dtype=torch.int64, device="cuda")  # 16 B a row, as our verify
+        fp1 = fp[:, 0].contiguous()  # 8 B a row: one fingerprint, gathered from every rank
+        gathered = torch.empty(world * rows, dtype=torch.int64, device="cuda")
+        idx = torch.randint(0, 1 << 20, (rows, 2048), dtype=torch.int32, device="cuda")  # broadcast's rows
         ar = median_us(lambda x: dist.all_reduce(x, op=dist.ReduceOp.MIN), [fp], iters=100)
+        ag = median_us(lambda x: dist.all_gather_into_tensor(gathered, x), [fp1], iters=100)
         bc = median_us(lambda x: dist.broadcast(x, 0), [idx], iters=100)
-        res.append((rows, ar, bc))
+        res.append((rows, ar, ag, bc))
     out.put((rank, res))
     dist.destroy_process_group()
 
 def collective():
-    """torch.distributed (NCCL) all-reduce of 16 B a row and broadcast of 8 KiB a row over
-    every GPU, one process a GPU: the latency floor of the transport our collective uses."""
+    """torch.distributed (NCCL) all-reduce of 16 B a row, all-gather of 8 B a row and broadcast
+    of 8 KiB a row over every GPU, one process a GPU: the latency floor of the transport our collective uses."""
     import torch.multiprocessing as mp
     world = torch.cuda.device_count()
     ctx = mp.get_context("spawn"); q = ctx.Queue()
@@ -69,10 +72,11 @@ def collective():
     for p in ps: p.start()
     got = dict(q.get() for _ in ps)
     for p in ps: p.join()
-    for i, (rows, _, _) in enumerate(got[0]):
-        ar = max(got[r][i][1] for r in got); bc = max(got[r][i][2] for r in got)
-        print(json.dumps({"op": "all_reduce_min", "world": world, "shape": f"{rows}x16B", "us": ar}), flush=True)
-        print(json.dumps({"op": "broadcast", "world": world, "shape": f"{rows}x2048", "us": bc}), flush=True)
+    for i, (rows, *_) in enumerate(got[0]):
+        slowest = lambda j: max(got[r][i][j] for r in got)
+        print(json.dumps({"op": "all_reduce_min", "world": world, "shape": f"{rows}x16B", "us": slowest(1)}), flush=True)
+        print(json.dumps({"op": "all_gather", "world": world, "shape": f"{rows}x8B", "us": slowest(2)}), flush=True)
+        print(json.dumps({"op": "broadcast", "world": world, "shape": f"{rows}x2048", "us": slowest(3)}), flush=True)
 
 def main():
     which = sys.argv[1:] or ["topk"]

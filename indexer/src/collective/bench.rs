@@ -45,7 +45,9 @@ fn drv(c: &'static str) -> impl Fn(cudarc::driver::DriverError) -> CollectiveErr
     move |e| CollectiveError::driver(c, e)
 }
 
-/// Median of per-run GPU times (each run between two events) after `warmup` runs.
+/// Median of per-run GPU times (each run between two events) after `warmup` runs. Every run
+/// is enqueued before the host waits (the method of the torch peer), so a collective's time is
+/// its GPU time, not the skew between the ranks' host threads.
 fn median_us(
     stream: &Arc<CudaStream>,
     warmup: usize,
@@ -56,21 +58,25 @@ fn median_us(
         f()?;
     }
     let ctx = stream.context();
-    let mut times = Vec::with_capacity(iters);
+    let flags = Some(sys::CUevent_flags::CU_EVENT_DEFAULT);
+    let mut marks = Vec::with_capacity(iters.max(1));
     for _ in 0..iters.max(1) {
-        let flags = Some(sys::CUevent_flags::CU_EVENT_DEFAULT);
         let start = ctx.new_event(flags).map_err(drv("creating an event"))?;
         let end = ctx.new_event(flags).map_err(drv("creating an event"))?;
         start.record(stream).map_err(drv("recording an event"))?;
         f()?;
         end.record(stream).map_err(drv("recording an event"))?;
-        times.push(
-            start
-                .elapsed_ms(&end)
-                .map_err(drv("reading an event time"))? as f64
-                * 1e3,
-        );
+        marks.push((start, end));
     }
+    let mut times = marks
+        .iter()
+        .map(|(start, end)| {
+            start
+                .elapsed_ms(end)
+                .map(|ms| ms as f64 * 1e3)
+                .map_err(drv("reading an event time"))
+        })
+        .collect::<Result<Vec<f64>>>()?;
     times.sort_by(f64::total_cmp);
     Ok(times[times.len() / 2])
 }
