@@ -2,8 +2,9 @@
 //! calls with non-blocking completion, timeouts with abort, and buffer registration.
 //!
 //! ## Failure model
-//! Communicators we create are **non-blocking** (`ncclConfig_t.blocking = 0`): no NCCL call
-//! blocks the host; a call that answers `ncclInProgress` is polled with
+//! A collective only enqueues: in blocking mode (the default, [`CommConfig::blocking`]) NCCL
+//! returns once its kernel is on the stream, so the host never waits for a peer there; in
+//! non-blocking mode a call that answers `ncclInProgress` is polled with
 //! `ncclCommGetAsyncError` until done, for at most [`CommConfig::timeout`]. Waiting for the
 //! device ([`Communicator::wait`], [`Communicator::check`]) polls a CUDA event and the
 //! communicator's asynchronous error together. When the deadline passes, or NCCL reports an
@@ -30,7 +31,9 @@ static NEXT_COMM_ID: AtomicU64 = AtomicU64::new(1);
 pub struct CommConfig {
     /// Longest wait for a collective to be enqueued or for the device to finish it.
     pub timeout: Duration,
-    /// Longest wait for communicator creation (every rank must join).
+    /// Longest wait for communicator creation (every rank must join); non-blocking
+    /// communicators only (`blocking: false`): NCCL's blocking creation returns when every rank
+    /// has joined, however long that takes.
     pub init_timeout: Duration,
     /// Abort a communicator we own when a wait times out (ignored for borrowed ones).
     pub abort_on_timeout: bool,
@@ -42,6 +45,12 @@ pub struct CommConfig {
     /// than that (two GPUs, session 4: every eager verify or broadcast took ~130 µs with
     /// sleeps from the first poll).
     pub spin: Duration,
+    /// Create our communicators in NCCL's blocking mode. Then each collective is enqueued by
+    /// the calling thread. In non-blocking mode NCCL hands every call to a new host thread: on
+    /// two H200s that made each eager verify or broadcast cost 50–70 µs of host time (session
+    /// 5, BENCHMARKS.md). Device waits time out and abort in both modes. Only creation differs:
+    /// non-blocking creation can time out ([`Self::init_timeout`]).
+    pub blocking: bool,
 }
 
 impl Default for CommConfig {
@@ -52,6 +61,7 @@ impl Default for CommConfig {
             abort_on_timeout: true,
             poll_interval: Duration::from_micros(50),
             spin: Duration::from_micros(500),
+            blocking: true,
         }
     }
 }
@@ -388,8 +398,8 @@ fn new_inner(
 
 impl Communicator {
     /// Joins the communicator of `id` as `rank` of `world_size` on `ctx`'s device (every rank,
-    /// in any process or node, calls this with the same id). Waits up to
-    /// [`CommConfig::init_timeout`] for all ranks.
+    /// in any process or node, calls this with the same id). Waits for all ranks: up to
+    /// [`CommConfig::init_timeout`] when not [`CommConfig::blocking`], else as long as it takes.
     pub fn from_unique_id(
         ctx: &Arc<CudaContext>,
         id: &UniqueId,
@@ -401,7 +411,7 @@ impl Communicator {
         let version = nccl::ensure_loaded()?;
         ctx.bind_to_thread()
             .map_err(|e| CollectiveError::driver("binding the context", e))?;
-        let mut cfg = nccl::config(false, version);
+        let mut cfg = nccl::config(config.blocking, version);
         let mut raw: sys::ncclComm_t = std::ptr::null_mut();
         // SAFETY: the library is loaded; NCCL writes the new comm to `raw` and reads `cfg`.
         let res = unsafe { sys::ncclCommInitRankConfig(&mut raw, ws, id.to_sys(), r, &mut cfg) };
@@ -498,7 +508,7 @@ impl Communicator {
         let version = nccl::ensure_loaded()?;
         let n = ctxs.len() as i32;
         let mut cfgs: Vec<sys::ncclConfig_t> = (0..ctxs.len())
-            .map(|_| nccl::config(false, version))
+            .map(|_| nccl::config(config.blocking, version))
             .collect();
         let mut raws: Vec<sys::ncclComm_t> = vec![std::ptr::null_mut(); ctxs.len()];
         let mut first_err = None;
@@ -721,7 +731,7 @@ mod tests {
     #[test]
     fn config_defaults_are_bounded() {
         let c = CommConfig::default();
-        assert!(c.abort_on_timeout);
+        assert!(c.abort_on_timeout && c.blocking);
         assert!(c.timeout <= Duration::from_secs(600));
         let t = CommConfig::with_timeout(Duration::from_secs(2));
         assert_eq!(
