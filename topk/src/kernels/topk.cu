@@ -30,8 +30,8 @@
 // Clusters. With P > 1 CTAs per row (a cluster, sm_90+), CTA r takes segment r. Each CTA
 // publishes its K; every CTA also filters with the largest K of the cluster (a valid bound for
 // every segment, entered with >=, as equal keys elsewhere may win on index). The final select
-// runs over the union of the candidates with cluster-wide histograms in distributed shared
-// memory.
+// runs over the union of the candidates: its first digit with cluster-wide histograms in
+// distributed shared memory, the rest over the chosen bin's keys gathered into every CTA.
 //
 // Final select. Radix select (digits of 11, 11 and 10 bits over the bits where the keys'
 // range differs, most significant first) finds the k-th key K and the rank window [lo, hi) of
@@ -119,9 +119,11 @@ __device__ __forceinline__ u32 peer(u32 addr, u32 rank) {
   asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(r) : "r"(addr), "r"(rank));
   return r;
 }
+// A value a cluster barrier has settled. No memory clobber, so several loads can be in flight
+// at once; being volatile, it stays after the (volatile) barrier it relies on.
 __device__ __forceinline__ u32 peer_load(u32 a) {
   u32 v;
-  asm volatile("ld.shared::cluster.u32 %0, [%1];" : "=r"(v) : "r"(a) : "memory");
+  asm volatile("ld.shared::cluster.u32 %0, [%1];" : "=r"(v) : "r"(a));
   return v;
 }
 // A value another CTA may be updating (its floor): relaxed, never torn.
@@ -144,7 +146,7 @@ __device__ __forceinline__ void cluster_sync() {
 __device__ __forceinline__ u32 peer(u32 addr, u32) { return addr; }
 __device__ __forceinline__ u32 peer_load(u32 a) {
   u32 v;
-  asm volatile("ld.shared.u32 %0, [%1];" : "=r"(v) : "r"(a) : "memory");
+  asm volatile("ld.shared.u32 %0, [%1];" : "=r"(v) : "r"(a));
   return v;
 }
 __device__ __forceinline__ u32 peer_load_relaxed(u32 a) { return peer_load(a); }
@@ -156,6 +158,13 @@ __device__ __forceinline__ void peer_store64(u32 a, u64 v) {
 }
 __device__ __forceinline__ void cluster_sync() { __syncthreads(); }
 #endif
+
+// For lanes r < n, the u32 at `addr` in CTA r of the cluster, else `none`: the caller reduces
+// over the warp, so a value from every CTA costs one round trip.
+__device__ __forceinline__ u32 lane_peer(u32 addr, u32 n, u32 none) {
+  const u32 lane = threadIdx.x & 31;
+  return lane < n ? peer_load(peer(addr, lane)) : none;
+}
 
 // Barrier over the CTAs of a row.
 __device__ __forceinline__ void row_sync(u32 P) {
@@ -428,13 +437,22 @@ __device__ void select_passes(Shared& s, const Src& src, Digits& d, u32 P, u32* 
       });
     __syncthreads();
     if (P > 1) {
-      // Bin b is summed on rank b % P, so no CTA takes every peer's additions.
+      // Bin b is summed on rank b % P, so no CTA takes every peer's additions. The sums are
+      // read back all at once (one round trip, not one a bin).
+      constexpr int PER = BINS / THREADS;
       const u32 sum = smem_addr(chist + d.pass * BINS);
       for (int b = threadIdx.x; b < (int)nb; b += THREADS)
         if (s.hist[h][b]) peer_add(peer(sum + 4 * b, b % P), s.hist[h][b]);
       cluster_sync();
-      for (int b = threadIdx.x; b < (int)nb; b += THREADS)
-        s.hist[h][b] = peer_load(peer(sum + 4 * b, b % P));
+      u32 v[PER];
+#pragma unroll
+      for (int j = 0; j < PER; ++j) {
+        const u32 b = j * THREADS + threadIdx.x;
+        v[j] = b < nb ? peer_load(peer(sum + 4 * b, b % P)) : 0u;
+      }
+#pragma unroll
+      for (int j = 0; j < PER; ++j)
+        if (j * THREADS + threadIdx.x < nb) s.hist[h][j * THREADS + threadIdx.x] = v[j];
       __syncthreads();
     }
     u32 bin;
@@ -669,12 +687,14 @@ struct RegisterKeys {
   }
 };
 
-// Copy the keys of a resident segment that have the prefix of `d` (at most d.eq <= LIST of
-// them: the chosen bin's count) into `s.list`, in no particular order (the select counts, it
-// does not place): a count, a warp scan and one shared atomic a warp, then the copy.
-template <int L, bool FULL>
-__device__ void list_prefix(Shared& s, const RegisterKeys<L, FULL>& src, const Digits& d) {
-  const int lane = threadIdx.x & 31;
+// Copy the keys of the row's sources that have the prefix of `d` (at most d.eq <= LIST of them
+// in the cluster: the chosen bin's count) into `s.list` of every CTA, in no particular order
+// (the select counts, it does not place), and return how many. This CTA's own come first (a
+// count, a warp scan and one shared atomic a warp, then the copy); with P > 1 the peers'
+// follow, read from their lists, so that the remaining digits need no cluster exchange.
+template <class Src>
+__device__ u32 list_prefix(Shared& s, const Src& src, const Digits& d, u32 rank, u32 P) {
+  const u32 lane = threadIdx.x & 31;
   const auto in = [&](u32 key, bool valid) { return valid && ((key ^ d.prefix) & d.mask) == 0; };
   u32 c = 0;
   src.each([&](u32 key, bool valid) { c += in(key, valid); });
@@ -691,25 +711,42 @@ __device__ void list_prefix(Shared& s, const RegisterKeys<L, FULL>& src, const D
     if (in(key, valid)) s.list[at++] = key;
   });
   __syncthreads();
+  const u32 own = s.list_n;
+  if (P == 1) return own;
+  cluster_sync();  // every CTA's list and count are final; a CTA appends only past its own
+  // Lane r: CTA r's count and where its keys go here (after ours and the other peers' before r).
+  const u32 cnt = lane_peer(smem_addr(&s.list_n), P, 0u), mine = lane == rank ? 0u : cnt;
+  u32 end = mine;
+#pragma unroll
+  for (int o = 1; o < 32; o <<= 1) {
+    const u32 y = __shfl_up_sync(0xffffffffu, end, o);
+    if (lane >= o) end += y;
+  }
+  const u32 list = smem_addr(s.list);
+  for (u32 r = 0; r < P; ++r) {
+    const u32 n = __shfl_sync(0xffffffffu, mine, r);
+    const u32 to = own + __shfl_sync(0xffffffffu, end, r) - n;
+#pragma unroll 2
+    for (u32 i = threadIdx.x; i < n; i += THREADS) s.list[to + i] = peer_load(peer(list + 4 * i, r));
+  }
+  __syncthreads();
+  return own + __shfl_sync(0xffffffffu, end, 31);
 }
 
-// The cut of a row whose candidates are in the buffer.
-__device__ __forceinline__ Cut row_cut(Shared& s, const BufferKeys& src, u32 want, u32 total,
-                                       u32 lo, u32 hi, bool tie_large, u32 P, u32* chist) {
-  return select_cut(s, src, want, total, lo, hi, tie_large, P, chist);
-}
-
-// The cut of a row whose candidates are in registers: the first digit over all of them, the
-// rest over the few in its chosen bin, copied out (or over all again if they do not fit).
-template <int L, bool FULL>
-__device__ Cut row_cut(Shared& s, const RegisterKeys<L, FULL>& src, u32 want, u32 total, u32 lo, u32 hi,
-                       bool tie_large, u32 P, u32* chist) {
+// The cut keeping the `want` largest of the row's keys (`total` in the P sources of the
+// cluster, all in [lo, hi]): the first digit over all of them, the rest over the few in its
+// chosen bin, gathered in every CTA's list (or over all again if they do not fit).
+template <class Src>
+__device__ Cut row_cut(Shared& s, const Src& src, u32 want, u32 total, u32 lo, u32 hi,
+                       bool tie_large, u32 rank, u32 P, u32* chist) {
   Digits d = start_digits(want, total, lo, hi);
   select_passes(s, src, d, P, chist, 1);
   if (d.bits > 0 && !d.whole) {
-    if (d.eq <= LIST) {  // the chosen bin's keys (of the whole cluster) fit the list
-      list_prefix(s, src, d);
-      select_passes(s, ListKeys{s.list, s.list_n}, d, P, chist, 3);
+    // A buffer's keys are few already: copying them out would cost the streaming loop
+    // registers (ptxas spills in it), so a buffer's digits all run over the buffer.
+    if (Src::IN_REGISTERS && d.eq <= LIST) {  // the chosen bin's keys (of the cluster) fit
+      const u32 n = list_prefix(s, src, d, rank, P);
+      select_passes(s, ListKeys{s.list, n}, d, 1, chist, 3);
     } else {
       select_passes(s, src, d, P, chist, 3);
     }
@@ -1000,10 +1037,8 @@ __device__ __forceinline__ void write_cut(const Params& p, Shared& s, u64* buf, 
     count_cut(s, src, c, gt, eq);
     if (threadIdx.x == 0) { s.gt_pub = gt; s.eq_pub = eq; }
     cluster_sync();
-    for (u32 r = 0; r < rank; ++r) {
-      gt_base += peer_load(peer(smem_addr(&s.gt_pub), r));
-      eq_base += peer_load(peer(smem_addr(&s.eq_pub), r));
-    }
+    gt_base = __reduce_add_sync(0xffffffffu, lane_peer(smem_addr(&s.gt_pub), rank, 0u));
+    eq_base = __reduce_add_sync(0xffffffffu, lane_peer(smem_addr(&s.eq_pub), rank, 0u));
   }
   const u32 out_base = gt_base + c.clamp(eq_base) - c.lo;
   if (!p.sorted) {
@@ -1052,7 +1087,7 @@ __device__ __forceinline__ void write_above(const Params& p, Shared& s, const Sr
   if (P > 1) {
     if (threadIdx.x == 0) s.gt_pub = r.total;
     cluster_sync();
-    for (u32 q = 0; q < rank; ++q) base += peer_load(peer(smem_addr(&s.gt_pub), q));
+    base = __reduce_add_sync(0xffffffffu, lane_peer(smem_addr(&s.gt_pub), rank, 0u));
   }
   i32* at = out + base;
   if (p.transform == 0)
@@ -1076,14 +1111,11 @@ __device__ void finish(const Params& p, Shared& s, u64* buf, u32* chist, const S
   if (P > 1) {
     if (threadIdx.x == 0) { s.n_pub = n; s.lo_pub = lo; s.hi_pub = hi; }
     cluster_sync();
-    total = 0;
-    for (u32 r = 0; r < P; ++r) {
-      total += peer_load(peer(smem_addr(&s.n_pub), r));
-      lo = min(lo, peer_load(peer(smem_addr(&s.lo_pub), r)));
-      hi = max(hi, peer_load(peer(smem_addr(&s.hi_pub), r)));
-    }
+    total = __reduce_add_sync(0xffffffffu, lane_peer(smem_addr(&s.n_pub), P, 0u));
+    lo = __reduce_min_sync(0xffffffffu, lane_peer(smem_addr(&s.lo_pub), P, 0xffffffffu));
+    hi = __reduce_max_sync(0xffffffffu, lane_peer(smem_addr(&s.hi_pub), P, 0u));
   }
-  const Cut c = total > k ? row_cut(s, src, k, total, lo, hi, p.tie_large != 0, P, chist)
+  const Cut c = total > k ? row_cut(s, src, k, total, lo, hi, p.tie_large != 0, rank, P, chist)
                           : Cut{0u, 0u, 0u, 0u, false};
   if (!p.sorted && c.is_threshold())
     write_above(p, s, src, c.above(), total, row, req, rank, P);
