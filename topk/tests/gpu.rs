@@ -297,15 +297,12 @@ fn edge_lengths_and_k_values() {
     }
 }
 
-#[test]
-#[ignore = "needs a CUDA GPU"]
-fn every_variant_and_launch_shape_gives_the_same_bits() {
-    let g = gpu();
-    let mut rng = StdRng::seed_from_u64(3);
-    // Long enough that every CTA of the largest cluster streams several chunks and shrinks its
-    // buffer; tie-heavy data puts long runs of equal keys across every cut, ascending data makes
-    // every score beat the floor so far, descending data makes the guessed floor too high.
-    let (rows, stride) = (3, 300_000);
+/// Three rows of `stride` (full, 12345 short, 70001 long) of each kind of data under every
+/// dtype x `(threads, cluster)` x k in {300, 2048, 4096}, tie-breaks and orders alternating:
+/// every launch must equal the reference.
+fn every_launch_shape(g: &Gpu, seed: u64, stride: usize, shapes: &[(u32, u32)]) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let rows = 3;
     let data = [Data::Ties, Data::Ascending, Data::Random, Data::Descending];
     let base: Vec<Vec<f32>> = data
         .iter()
@@ -315,53 +312,82 @@ fn every_variant_and_launch_shape_gives_the_same_bits() {
                 .collect()
         })
         .collect();
+    let mut n = 0usize;
+    for dtype in ScoreDtype::ALL {
+        for &(threads, cluster) in shapes {
+            for k in [300, 2048, 4096] {
+                n += 1;
+                let tie = if n % 2 == 0 {
+                    TieBreak::Small
+                } else {
+                    TieBreak::Large
+                };
+                let order = if n % 3 == 0 {
+                    OutputOrder::Index
+                } else {
+                    OutputOrder::Sorted
+                };
+                let d = n % data.len();
+                let cfg = TopkConfig::new(k).dtype(dtype).tie_break(tie).order(order);
+                let mut c = Case {
+                    rows,
+                    stride,
+                    scores: base[d].clone(),
+                    lengths: vec![stride as i32, stride as i32 - 12345, 70001],
+                    row_starts: None,
+                    config: cfg,
+                    tuning: Tuning {
+                        threads: Some(threads),
+                        cluster: Some(cluster),
+                    },
+                };
+                g.check(
+                    &format!(
+                        "{dtype} stride={stride} threads={threads} cluster={cluster} k={k} {:?} {tie:?} {order:?}",
+                        data[d]
+                    ),
+                    &mut c,
+                    &Xform::None,
+                );
+            }
+        }
+    }
+}
+
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn every_variant_and_launch_shape_gives_the_same_bits() {
+    let g = gpu();
+    // Long enough that every CTA of the largest cluster streams several chunks and shrinks its
+    // buffer; tie-heavy data puts long runs of equal keys across every cut, ascending data makes
+    // every score beat the floor so far, descending data makes the guessed floor too high.
     let clusters: &[u32] = if g.info.compute_capability.0 >= 9 {
         &[1, 2, 4, 8, 16]
     } else {
         &[1]
     };
-    let mut n = 0usize;
-    for dtype in ScoreDtype::ALL {
-        for threads in [256, 512, 1024] {
-            for &cluster in clusters {
-                for k in [300, 2048, 4096] {
-                    n += 1;
-                    let tie = if n % 2 == 0 {
-                        TieBreak::Small
-                    } else {
-                        TieBreak::Large
-                    };
-                    let order = if n % 3 == 0 {
-                        OutputOrder::Index
-                    } else {
-                        OutputOrder::Sorted
-                    };
-                    let d = n % data.len();
-                    let cfg = TopkConfig::new(k).dtype(dtype).tie_break(tie).order(order);
-                    let mut c = Case {
-                        rows,
-                        stride,
-                        scores: base[d].clone(),
-                        lengths: vec![stride as i32, stride as i32 - 12345, 70001],
-                        row_starts: None,
-                        config: cfg,
-                        tuning: Tuning {
-                            threads: Some(threads),
-                            cluster: Some(cluster),
-                        },
-                    };
-                    g.check(
-                        &format!(
-                            "{dtype} threads={threads} cluster={cluster} k={k} {:?} {tie:?} {order:?}",
-                            data[d]
-                        ),
-                        &mut c,
-                        &Xform::None,
-                    );
-                }
-            }
-        }
+    let shapes: Vec<(u32, u32)> = [256, 512, 1024]
+        .into_iter()
+        .flat_map(|t| clusters.iter().map(move |&c| (t, c)))
+        .collect();
+    every_launch_shape(&g, 3, 300_000, &shapes);
+}
+
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn clusters_of_register_resident_segments_give_the_same_bits() {
+    let g = gpu();
+    if g.info.compute_capability.0 < 9 {
+        return; // no clusters: the other tests cover resident rows on one CTA
     }
+    // 131072 split 8 or 16 ways fits every CTA's registers (the resident form with a cluster):
+    // the first digit is summed across the cluster, the rest run on the gathered bin.
+    every_launch_shape(
+        &g,
+        4,
+        131_072,
+        &[(1024, 8), (512, 16), (1024, 16), (512, 8)],
+    );
 }
 
 #[test]
