@@ -76,6 +76,7 @@ constexpr int RES_LOADS = RESIDENT / VEC;
 constexpr int TILE = THREADS * RESIDENT;       // longest resident segment
 constexpr int BINS = 2048;
 constexpr int LIST = 2048;                     // keys a resident select narrows to after a digit
+constexpr int MAX_CLUSTER = 16;               // the plan's largest cluster (variant.rs)
 constexpr int PAIRS = 2;                       // buffer passes: two-entry groups per thread
 constexpr int STRIP = THREADS * PAIRS * 2;     // entries per buffer pass step
 // Two blocks per SM (of up to 1024 threads) must fit the register file: 64 registers a thread
@@ -135,6 +136,9 @@ __device__ __forceinline__ u32 peer_load_relaxed(u32 a) {
 __device__ __forceinline__ void peer_add(u32 a, u32 v) {
   asm volatile("red.relaxed.cluster.shared::cluster.add.u32 [%0], %1;" ::"r"(a), "r"(v) : "memory");
 }
+__device__ __forceinline__ void peer_store(u32 a, u32 v) {
+  asm volatile("st.shared::cluster.u32 [%0], %1;" ::"r"(a), "r"(v) : "memory");
+}
 __device__ __forceinline__ void peer_store64(u32 a, u64 v) {
   asm volatile("st.shared::cluster.u64 [%0], %1;" ::"r"(a), "l"(v) : "memory");
 }
@@ -153,6 +157,9 @@ __device__ __forceinline__ u32 peer_load_relaxed(u32 a) { return peer_load(a); }
 __device__ __forceinline__ void peer_add(u32 a, u32 v) {
   asm volatile("red.shared.add.u32 [%0], %1;" ::"r"(a), "r"(v) : "memory");
 }
+__device__ __forceinline__ void peer_store(u32 a, u32 v) {
+  asm volatile("st.shared.u32 [%0], %1;" ::"r"(a), "r"(v) : "memory");
+}
 __device__ __forceinline__ void peer_store64(u32 a, u64 v) {
   asm volatile("st.shared.u64 [%0], %1;" ::"r"(a), "l"(v) : "memory");
 }
@@ -164,6 +171,19 @@ __device__ __forceinline__ void cluster_sync() { __syncthreads(); }
 __device__ __forceinline__ u32 lane_peer(u32 addr, u32 n, u32 none) {
   const u32 lane = threadIdx.x & 31;
   return lane < n ? peer_load(peer(addr, lane)) : none;
+}
+
+// Thread q stores `v` in slot `rank` of `slots` of CTA q, for q in [from, P) (only after a
+// cluster barrier: every peer has started). After the next cluster barrier a CTA reads its
+// peers' values from its own memory (lane r: slot r), so nothing is read remotely after that
+// barrier: no round trip, and no CTA has to wait for its peers again before it exits.
+__device__ __forceinline__ void push_to(u32* slots, u32 v, u32 rank, u32 from, u32 P) {
+  if (threadIdx.x >= from && threadIdx.x < P) peer_store(peer(smem_addr(slots + rank), threadIdx.x), v);
+}
+// Lane r < n: slot r of `slots` (filled by push_to), else `none`.
+__device__ __forceinline__ u32 lane_slot(const u32* slots, u32 n, u32 none) {
+  const u32 lane = threadIdx.x & 31;
+  return lane < n ? slots[lane] : none;
 }
 
 // Barrier over the CTAs of a row.
@@ -184,7 +204,8 @@ struct Shared {
   u32 total;
   u32 kth;            // this CTA's floor for the cluster (>=: keys below it never win); 0 none
   u32 wmin[32], wmax[32];
-  u32 n_pub, gt_pub, eq_pub, lo_pub, hi_pub;
+  u32 n_pub, lo_pub, hi_pub;  // this CTA's candidate count and key range, for its peers
+  u32 gt_from[MAX_CLUSTER], eq_from[MAX_CLUSTER];  // earlier CTAs' counts of the cut (push_to)
 };
 
 // Block-wide min and max (every thread gets both).
@@ -1035,10 +1056,11 @@ __device__ __forceinline__ void write_cut(const Params& p, Shared& s, u64* buf, 
   if (P > 1) {
     u32 gt, eq;
     count_cut(s, src, c, gt, eq);
-    if (threadIdx.x == 0) { s.gt_pub = gt; s.eq_pub = eq; }
+    push_to(s.gt_from, gt, rank, rank + 1, P);
+    push_to(s.eq_from, eq, rank, rank + 1, P);
     cluster_sync();
-    gt_base = __reduce_add_sync(0xffffffffu, lane_peer(smem_addr(&s.gt_pub), rank, 0u));
-    eq_base = __reduce_add_sync(0xffffffffu, lane_peer(smem_addr(&s.eq_pub), rank, 0u));
+    gt_base = __reduce_add_sync(0xffffffffu, lane_slot(s.gt_from, rank, 0u));
+    eq_base = __reduce_add_sync(0xffffffffu, lane_slot(s.eq_from, rank, 0u));
   }
   const u32 out_base = gt_base + c.clamp(eq_base) - c.lo;
   if (!p.sorted) {
@@ -1047,7 +1069,6 @@ __device__ __forceinline__ void write_cut(const Params& p, Shared& s, u64* buf, 
     });
     if (rank == 0)
       for (u32 j = kept_all + threadIdx.x; j < k; j += THREADS) out[j] = -1;
-    if (P > 1) cluster_sync();  // peers have read our counts before we exit
     return;
   }
   const u32 kept = keep_cut(s, src, c, gt_base, eq_base, [&](u32 pos, u64 e) { buf[pos] = e; });
@@ -1085,9 +1106,9 @@ __device__ __forceinline__ void write_above(const Params& p, Shared& s, const Sr
   const auto r = src.rank_above(s, thr, P);
   u32 base = 0;
   if (P > 1) {
-    if (threadIdx.x == 0) s.gt_pub = r.total;
+    push_to(s.gt_from, r.total, rank, rank + 1, P);
     cluster_sync();
-    base = __reduce_add_sync(0xffffffffu, lane_peer(smem_addr(&s.gt_pub), rank, 0u));
+    base = __reduce_add_sync(0xffffffffu, lane_slot(s.gt_from, rank, 0u));
   }
   i32* at = out + base;
   if (p.transform == 0)
@@ -1096,7 +1117,6 @@ __device__ __forceinline__ void write_above(const Params& p, Shared& s, const Sr
     src.put_above(s, r, thr, [&](int j, u32 idx) { at[j] = transform_index(p, row, req, (i32)idx); });
   if (rank == 0)
     for (u32 j = min(total, k) + threadIdx.x; j < k; j += THREADS) out[j] = -1;
-  if (P > 1) cluster_sync();  // peers have read our count before we exit
 }
 
 // Select the row's top-k over the P sources of its cluster (this CTA's holds n keys in
@@ -1109,6 +1129,8 @@ __device__ void finish(const Params& p, Shared& s, u64* buf, u32* chist, const S
   u32 total = n;
   block_minmax(s, lo, hi);
   if (P > 1) {
+    // Published and pulled: in the resident form this barrier is the cluster's first, so no
+    // peer may be written before it (it may not have started).
     if (threadIdx.x == 0) { s.n_pub = n; s.lo_pub = lo; s.hi_pub = hi; }
     cluster_sync();
     total = __reduce_add_sync(0xffffffffu, lane_peer(smem_addr(&s.n_pub), P, 0u));
