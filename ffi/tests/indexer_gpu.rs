@@ -5,6 +5,7 @@
 
 mod common;
 
+use common::indexer::{Plan, info};
 use common::*;
 use cudarc::driver::{CudaContext, CudaSlice, CudaStream, DeviceRepr, ValidAsZeroBits, sys};
 use dsa_indexer::collective::{WorkspaceLayout, fingerprint};
@@ -15,7 +16,7 @@ use dsa_indexer::{
 use dsa_jit_cache::{DeviceInfo, dptr};
 use dsa_kernels::collective::dsa_collective_fingerprint;
 use dsa_kernels::indexer::*;
-use dsa_kernels::{DsaDtype, DsaStream};
+use dsa_kernels::{DsaDtype, DsaStatus, DsaStream};
 use std::ptr::{null, null_mut};
 use std::sync::Arc;
 
@@ -227,19 +228,31 @@ fn compare(s: &Arc<CudaStream>, what: &str, a: &Outputs, b: &Outputs, ws_compare
     }
 }
 
-/// A C plan, destroyed when dropped.
-struct CPlan(*mut DsaIndexerPlan);
-
-impl Drop for CPlan {
-    fn drop(&mut self) {
-        ok(dsa_indexer_plan_destroy(self.0));
-    }
+/// A plan of `c` and `shape` on GPU 0 from `create` (a `dsa_indexer_*_plan_create`).
+fn c_plan<S>(
+    create: extern "C" fn(
+        *const DsaIndexerConfig,
+        *const S,
+        i32,
+        *mut *mut DsaIndexerPlan,
+    ) -> DsaStatus,
+    c: &IndexerConfig,
+    shape: &S,
+) -> Plan {
+    let mut handle = null_mut();
+    ok(create(&c_config(c), shape, 0, &mut handle));
+    Plan(handle)
 }
 
-fn c_info(p: &CPlan) -> DsaIndexerPlanInfo {
-    let mut i = DsaIndexerPlanInfo::default();
-    ok(dsa_indexer_plan_info(p.0, &mut i));
-    i
+/// The C decode shape of a Rust one.
+fn c_decode_shape(s: &DecodeShape) -> DsaIndexerDecodeShape {
+    DsaIndexerDecodeShape {
+        batch: s.batch as i64,
+        stride: s.stride as i64,
+        bt_stride: s.bt_stride as i64,
+        max_positions: s.max_positions as i64,
+        cache_pages: s.cache_pages as i64,
+    }
 }
 
 /// Block table giving each request the pages it needs from a shuffled pool, and each request's
@@ -333,22 +346,8 @@ fn compare_decode(what: &str, c: IndexerConfig, lens: &[i32], stride: usize, see
     unsafe { plan.decode(s, &args, None) }.unwrap();
 
     // The C ABI, same inputs, its own outputs.
-    let cshape = DsaIndexerDecodeShape {
-        batch: batch as i64,
-        stride: stride as i64,
-        bt_stride: bt_stride as i64,
-        max_positions: stride as i64,
-        cache_pages: pages as i64,
-    };
-    let mut handle = null_mut();
-    ok(dsa_indexer_decode_plan_create(
-        &c_config(&c),
-        &cshape,
-        0,
-        &mut handle,
-    ));
-    let cplan = CPlan(handle);
-    let info = c_info(&cplan);
+    let cplan = c_plan(dsa_indexer_decode_plan_create, &c, &c_decode_shape(&shape));
+    let info = info(&cplan);
     assert_eq!(info.workspace_bytes, ws_bytes, "{what}");
     assert_eq!(info.logits_shape, [batch as i64, stride as i64]);
     assert_eq!(info.indices_shape, [batch as i64, c.k as i64]);
@@ -493,15 +492,8 @@ fn compare_prefill(
         max_positions: n_keys.max(1) as i64,
         cache_pages: pages as i64,
     };
-    let mut handle = null_mut();
-    ok(dsa_indexer_prefill_plan_create(
-        &c_config(&c),
-        &cshape,
-        0,
-        &mut handle,
-    ));
-    let cplan = CPlan(handle);
-    let info = c_info(&cplan);
+    let cplan = c_plan(dsa_indexer_prefill_plan_create, &c, &cshape);
+    let info = info(&cplan);
     assert_eq!(info.workspace_bytes, ws_bytes, "{what}");
     assert_eq!(info.logits_shape, [tokens as i64, stride as i64]);
     ok(dsa_indexer_plan_prepare(cplan.0, raw(s)));
@@ -575,22 +567,15 @@ fn c_decode_graph_replay_equals_eager_c_calls() {
     let mut lens = up(s, &lens0);
     let logits = zeros::<f32>(s, batch * stride);
     let indices = zeros::<i32>(s, batch * c.k);
-    let cshape = DsaIndexerDecodeShape {
-        batch: batch as i64,
-        stride: stride as i64,
-        bt_stride: bt_stride as i64,
-        max_positions: stride as i64,
-        cache_pages: pages as i64,
+    let shape = DecodeShape {
+        batch,
+        stride,
+        bt_stride,
+        max_positions: stride,
+        cache_pages: pages,
     };
-    let mut handle = null_mut();
-    ok(dsa_indexer_decode_plan_create(
-        &c_config(&c),
-        &cshape,
-        0,
-        &mut handle,
-    ));
-    let plan = CPlan(handle);
-    let ws = zeros::<u8>(s, c_info(&plan).workspace_bytes);
+    let plan = c_plan(dsa_indexer_decode_plan_create, &c, &c_decode_shape(&shape));
+    let ws = zeros::<u8>(s, info(&plan).workspace_bytes);
     let args = DsaIndexerDecodeArgs {
         tokens: tok.c(s, &cache),
         block_table: dptr(&table, s) as *const _,
@@ -598,7 +583,7 @@ fn c_decode_graph_replay_equals_eager_c_calls() {
         logits: dptr(&logits, s) as *mut _,
         indices: dptr(&indices, s) as *mut _,
         workspace: dptr(&ws, s) as *mut _,
-        workspace_bytes: c_info(&plan).workspace_bytes,
+        workspace_bytes: info(&plan).workspace_bytes,
     };
     ok(dsa_indexer_plan_prepare(plan.0, raw(s)));
     s.begin_capture(sys::CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_THREAD_LOCAL)

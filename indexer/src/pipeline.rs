@@ -48,12 +48,14 @@ impl Indexer {
     /// Compiles (or fetches) and loads the indexer's kernels into `ctx`, so that the first call
     /// (e.g. inside a CUDA-graph capture) does no JIT work. Plans' `prepare` also loads top-k.
     pub fn prepare(&self, ctx: &Arc<CudaContext>) -> Result<()> {
-        launch::prepare(
-            ctx,
-            &PrepVariant::of(&self.config),
-            &ScoresVariant::of(&self.config),
-        )
+        load_indexer_kernels(ctx, &self.config)
     }
+}
+
+/// Loads the key path, query path and scores kernels of `config` into `ctx` (a plan adds its
+/// top-k).
+fn load_indexer_kernels(ctx: &Arc<CudaContext>, config: &IndexerConfig) -> Result<()> {
+    launch::prepare(ctx, &PrepVariant::of(config), &ScoresVariant::of(config))
 }
 
 /// The per-token inputs every call reads (device pointers; `T` tokens: prefill's new tokens
@@ -155,25 +157,6 @@ fn key_args(t: &TokenArgs, tokens: usize, max_positions: usize, cache_pages: usi
     }
 }
 
-fn query_args(
-    t: &TokenArgs,
-    tokens: usize,
-    max_positions: usize,
-    ws: u64,
-    r: &WorkspaceRegions,
-) -> QueryPathArgs {
-    QueryPathArgs {
-        tokens,
-        q: t.q,
-        weights: t.weights,
-        positions: t.positions,
-        cos_sin: t.cos_sin,
-        max_positions,
-        q_fp8: ws + r.q_fp8 as u64,
-        weights_out: ws + r.weights as u64,
-    }
-}
-
 /// Checks that a policy that needs a communicator has one (before anything is launched).
 fn check_policy(config: &IndexerConfig, comm: Option<&Communicator>) -> Result<()> {
     if config.policy.needs_communicator() && comm.is_none() {
@@ -211,15 +194,199 @@ fn enforce(
     Ok(())
 }
 
-impl PrefillPlan {
+/// A planned call as the stage driver sees it. The required methods hold what differs between a
+/// prefill and a decode call (their own checks, the key path's arguments, the scores kernel, the
+/// top-k transform); the provided ones hold what the two share, so that it is written once: the
+/// checks of every stage before the first launch, the stage order and the consistency stage.
+trait PlannedCall {
+    /// The call's device buffers ([`PrefillArgs`] or [`DecodeArgs`]).
+    type Args: CallArgs;
+
+    fn config(&self) -> &IndexerConfig;
+
+    fn topk_plan(&self) -> &TopkPlan;
+
+    fn workspace_regions(&self) -> &WorkspaceRegions;
+
+    /// Rows of the logits and indices: prefill's new tokens, decode's requests.
+    fn rows(&self) -> usize;
+
+    /// Rows of the RoPE table.
+    fn max_positions(&self) -> usize;
+
+    /// The plan-level checks of `a`; each stage's own are `check_all`'s.
+    fn check(&self, a: &Self::Args) -> Result<()>;
+
+    fn key_args(&self, a: &Self::Args) -> KeyPathArgs;
+
+    fn check_scores(&self, a: &Self::Args) -> Result<()>;
+
+    /// The scores stage.
+    ///
+    /// # Safety
+    /// As [`PlannedCall::launch_stage`].
+    unsafe fn launch_scores(&self, stream: &Arc<CudaStream>, a: &Self::Args) -> Result<()>;
+
+    /// Top-k over the logits with the call's fused transform, its scratch in the plan's top-k
+    /// region of the workspace (and for decode, the request map the scores stage wrote).
+    fn topk_args(&self, a: &Self::Args) -> TopkArgs;
+
     /// Loads every kernel the call uses into `ctx` (see [`Indexer::prepare`]).
-    pub fn prepare(&self, ctx: &Arc<CudaContext>) -> Result<()> {
-        launch::prepare(
-            ctx,
-            &PrepVariant::of(&self.config),
-            &ScoresVariant::of(&self.config),
-        )?;
-        Ok(self.topk.prepare(ctx)?)
+    fn load_kernels(&self, ctx: &Arc<CudaContext>) -> Result<()> {
+        load_indexer_kernels(ctx, self.config())?;
+        Ok(self.topk_plan().prepare(ctx)?)
+    }
+
+    fn query_args(&self, a: &Self::Args) -> QueryPathArgs {
+        let (t, ws, r) = (a.tokens(), a.workspace(), self.workspace_regions());
+        QueryPathArgs {
+            tokens: self.rows(),
+            q: t.q,
+            weights: t.weights,
+            positions: t.positions,
+            cos_sin: t.cos_sin,
+            max_positions: self.max_positions(),
+            q_fp8: ws + r.q_fp8 as u64,
+            weights_out: ws + r.weights as u64,
+        }
+    }
+
+    /// Every host-visible check of every stage, before the first launch.
+    fn check_all(&self, a: &Self::Args, comm: Option<&Communicator>) -> Result<()> {
+        check_policy(self.config(), comm)?;
+        self.check(a)?;
+        check_key_path(self.config(), &self.key_args(a))?;
+        check_query_path(self.config(), &self.query_args(a))?;
+        self.check_scores(a)
+    }
+
+    /// One stage on its own: the plan-level checks, then its launch.
+    ///
+    /// # Safety
+    /// As [`PlannedCall::run`].
+    unsafe fn checked_stage(
+        &self,
+        stage: Stage,
+        stream: &Arc<CudaStream>,
+        a: &Self::Args,
+    ) -> Result<()> {
+        self.check(a)?;
+        // SAFETY: forwarded from the caller.
+        unsafe { self.launch_stage(stage, stream, a) }
+    }
+
+    /// Launch one stage; the plan-level checks (`check`) are the caller's.
+    ///
+    /// # Safety
+    /// As [`PlannedCall::run`].
+    unsafe fn launch_stage(
+        &self,
+        stage: Stage,
+        stream: &Arc<CudaStream>,
+        a: &Self::Args,
+    ) -> Result<()> {
+        match stage {
+            // SAFETY: forwarded from the caller.
+            Stage::KeyPath => unsafe { launch_key_path(self.config(), stream, &self.key_args(a)) },
+            // SAFETY: forwarded from the caller; the query region was sized by the plan.
+            Stage::QueryPath => unsafe {
+                launch_query_path(self.config(), stream, &self.query_args(a))
+            },
+            // SAFETY: forwarded from the caller; the workspace regions were sized by the plan.
+            Stage::Scores => unsafe { self.launch_scores(stream, a) },
+            // SAFETY: forwarded from the caller; the top-k region was sized by the plan (and a
+            // decode's request map was written by the scores stage).
+            Stage::Topk => unsafe { run_topk(self.topk_plan(), stream, &self.topk_args(a)) },
+        }
+    }
+
+    /// The whole call: key path, query path, scores, top-k, then the config's consistency
+    /// policy over `comm`.
+    ///
+    /// # Safety
+    /// As [`PrefillPlan::prefill`] / [`DecodePlan::decode`].
+    unsafe fn run(
+        &self,
+        stream: &Arc<CudaStream>,
+        a: &Self::Args,
+        comm: Option<&Communicator>,
+    ) -> Result<()> {
+        self.check_all(a, comm)?;
+        for stage in Stage::ALL {
+            // SAFETY: forwarded from the caller; every stage's arguments were checked above.
+            unsafe { self.launch_stage(stage, stream, a) }?;
+        }
+        enforce(
+            self.config(),
+            comm,
+            stream,
+            self.rows(),
+            a.indices(),
+            a.workspace(),
+            self.workspace_regions(),
+        )
+    }
+}
+
+/// The buffers of a call that the stage driver reads whatever the call's kind.
+trait CallArgs {
+    fn tokens(&self) -> &TokenArgs;
+
+    /// `[rows, k]` i32 indices out.
+    fn indices(&self) -> u64;
+
+    fn workspace(&self) -> u64;
+}
+
+impl CallArgs for PrefillArgs {
+    fn tokens(&self) -> &TokenArgs {
+        &self.tokens
+    }
+
+    fn indices(&self) -> u64 {
+        self.indices
+    }
+
+    fn workspace(&self) -> u64 {
+        self.workspace
+    }
+}
+
+impl CallArgs for DecodeArgs {
+    fn tokens(&self) -> &TokenArgs {
+        &self.tokens
+    }
+
+    fn indices(&self) -> u64 {
+        self.indices
+    }
+
+    fn workspace(&self) -> u64 {
+        self.workspace
+    }
+}
+
+impl PlannedCall for PrefillPlan {
+    type Args = PrefillArgs;
+
+    fn config(&self) -> &IndexerConfig {
+        &self.config
+    }
+
+    fn topk_plan(&self) -> &TopkPlan {
+        &self.topk
+    }
+
+    fn workspace_regions(&self) -> &WorkspaceRegions {
+        &self.regions
+    }
+
+    fn rows(&self) -> usize {
+        self.shape.tokens
+    }
+
+    fn max_positions(&self) -> usize {
+        self.shape.max_positions
     }
 
     fn check(&self, a: &PrefillArgs) -> Result<()> {
@@ -237,15 +404,6 @@ impl PrefillPlan {
         Ok(())
     }
 
-    /// Every host-visible check of every stage, before the first launch.
-    fn check_all(&self, a: &PrefillArgs, comm: Option<&Communicator>) -> Result<()> {
-        check_policy(&self.config, comm)?;
-        self.check(a)?;
-        check_key_path(&self.config, &self.key_args(a))?;
-        check_query_path(&self.config, &self.query_args(a))?;
-        check_scores_ragged(&self.scores_args(a), self.split)
-    }
-
     fn key_args(&self, a: &PrefillArgs) -> KeyPathArgs {
         let s = &self.shape;
         let d = self.config.dim as u64;
@@ -258,15 +416,39 @@ impl PrefillPlan {
         args
     }
 
-    fn query_args(&self, a: &PrefillArgs) -> QueryPathArgs {
-        let s = &self.shape;
-        query_args(
-            &a.tokens,
-            s.tokens,
-            s.max_positions,
-            a.workspace,
-            &self.regions,
-        )
+    fn check_scores(&self, a: &PrefillArgs) -> Result<()> {
+        check_scores_ragged(&self.scores_args(a), self.split)
+    }
+
+    unsafe fn launch_scores(&self, stream: &Arc<CudaStream>, a: &PrefillArgs) -> Result<()> {
+        // SAFETY: forwarded from the caller.
+        unsafe { launch_scores_ragged(&self.config, stream, &self.scores_args(a), self.split) }
+    }
+
+    fn topk_args(&self, a: &PrefillArgs) -> TopkArgs {
+        let (ws, r) = (a.workspace, &self.regions);
+        let starts = ws + r.row_info as u64;
+        let offsets = if a.topk_offsets != 0 {
+            a.topk_offsets
+        } else {
+            starts
+        };
+        TopkArgs {
+            scores: a.logits,
+            lengths: ws + r.lengths as u64,
+            row_starts: starts,
+            out: a.indices,
+            workspace: ws + r.topk as u64,
+            workspace_bytes: self.topk.workspace_bytes(),
+            transform: TransformArgs::Ragged { offsets },
+        }
+    }
+}
+
+impl PrefillPlan {
+    /// Loads every kernel the call uses into `ctx` (see [`Indexer::prepare`]).
+    pub fn prepare(&self, ctx: &Arc<CudaContext>) -> Result<()> {
+        self.load_kernels(ctx)
     }
 
     fn scores_args(&self, a: &PrefillArgs) -> RaggedScoresArgs {
@@ -292,9 +474,8 @@ impl PrefillPlan {
     /// # Safety
     /// As [`PrefillPlan::prefill`].
     pub unsafe fn key_path(&self, stream: &Arc<CudaStream>, a: &PrefillArgs) -> Result<()> {
-        self.check(a)?;
         // SAFETY: forwarded from the caller.
-        unsafe { self.launch_stage(Stage::KeyPath, stream, a) }
+        unsafe { self.checked_stage(Stage::KeyPath, stream, a) }
     }
 
     /// Stage 2: the query path into the workspace.
@@ -302,9 +483,8 @@ impl PrefillPlan {
     /// # Safety
     /// As [`PrefillPlan::prefill`].
     pub unsafe fn query_path(&self, stream: &Arc<CudaStream>, a: &PrefillArgs) -> Result<()> {
-        self.check(a)?;
         // SAFETY: forwarded from the caller.
-        unsafe { self.launch_stage(Stage::QueryPath, stream, a) }
+        unsafe { self.checked_stage(Stage::QueryPath, stream, a) }
     }
 
     /// Stage 3: the scores from the workspace's queries and the key buffer.
@@ -312,9 +492,8 @@ impl PrefillPlan {
     /// # Safety
     /// As [`PrefillPlan::prefill`].
     pub unsafe fn scores(&self, stream: &Arc<CudaStream>, a: &PrefillArgs) -> Result<()> {
-        self.check(a)?;
         // SAFETY: forwarded from the caller.
-        unsafe { self.launch_stage(Stage::Scores, stream, a) }
+        unsafe { self.checked_stage(Stage::Scores, stream, a) }
     }
 
     /// Stage 4: top-k over the logits with the fused ragged transform (reads the clamped
@@ -323,53 +502,8 @@ impl PrefillPlan {
     /// # Safety
     /// As [`PrefillPlan::prefill`].
     pub unsafe fn topk(&self, stream: &Arc<CudaStream>, a: &PrefillArgs) -> Result<()> {
-        self.check(a)?;
         // SAFETY: forwarded from the caller.
-        unsafe { self.launch_stage(Stage::Topk, stream, a) }
-    }
-
-    /// Launch one stage; the plan-level checks (`check`) are the caller's.
-    ///
-    /// # Safety
-    /// As [`PrefillPlan::prefill`].
-    unsafe fn launch_stage(
-        &self,
-        stage: Stage,
-        stream: &Arc<CudaStream>,
-        a: &PrefillArgs,
-    ) -> Result<()> {
-        match stage {
-            // SAFETY: forwarded from the caller.
-            Stage::KeyPath => unsafe { launch_key_path(&self.config, stream, &self.key_args(a)) },
-            // SAFETY: forwarded from the caller; the query region was sized by the plan.
-            Stage::QueryPath => unsafe {
-                launch_query_path(&self.config, stream, &self.query_args(a))
-            },
-            // SAFETY: forwarded from the caller; the workspace regions were sized by the plan.
-            Stage::Scores => unsafe {
-                launch_scores_ragged(&self.config, stream, &self.scores_args(a), self.split)
-            },
-            Stage::Topk => {
-                let (ws, r) = (a.workspace, &self.regions);
-                let starts = ws + r.row_info as u64;
-                let offsets = if a.topk_offsets != 0 {
-                    a.topk_offsets
-                } else {
-                    starts
-                };
-                let args = TopkArgs {
-                    scores: a.logits,
-                    lengths: ws + r.lengths as u64,
-                    row_starts: starts,
-                    out: a.indices,
-                    workspace: ws + r.topk as u64,
-                    workspace_bytes: self.topk.workspace_bytes(),
-                    transform: TransformArgs::Ragged { offsets },
-                };
-                // SAFETY: forwarded from the caller; the top-k region was sized by the plan.
-                unsafe { run_topk(&self.topk, stream, &args) }
-            }
-        }
+        unsafe { self.checked_stage(Stage::Topk, stream, a) }
     }
 
     /// The whole prefill: key path, query path, scores, top-k, then the config's consistency
@@ -386,33 +520,32 @@ impl PrefillPlan {
         a: &PrefillArgs,
         comm: Option<&Communicator>,
     ) -> Result<()> {
-        self.check_all(a, comm)?;
-        for stage in Stage::ALL {
-            // SAFETY: forwarded from the caller; every stage's arguments were checked above.
-            unsafe { self.launch_stage(stage, stream, a) }?;
-        }
-        let r = &self.regions;
-        enforce(
-            &self.config,
-            comm,
-            stream,
-            self.shape.tokens,
-            a.indices,
-            a.workspace,
-            r,
-        )
+        // SAFETY: forwarded from the caller.
+        unsafe { self.run(stream, a, comm) }
     }
 }
 
-impl DecodePlan {
-    /// Loads every kernel the step uses into `ctx` (call before capturing a graph).
-    pub fn prepare(&self, ctx: &Arc<CudaContext>) -> Result<()> {
-        launch::prepare(
-            ctx,
-            &PrepVariant::of(&self.config),
-            &ScoresVariant::of(&self.config),
-        )?;
-        Ok(self.topk.prepare(ctx)?)
+impl PlannedCall for DecodePlan {
+    type Args = DecodeArgs;
+
+    fn config(&self) -> &IndexerConfig {
+        &self.config
+    }
+
+    fn topk_plan(&self) -> &TopkPlan {
+        &self.topk
+    }
+
+    fn workspace_regions(&self) -> &WorkspaceRegions {
+        &self.regions
+    }
+
+    fn rows(&self) -> usize {
+        self.shape.batch
+    }
+
+    fn max_positions(&self) -> usize {
+        self.shape.max_positions
     }
 
     fn check(&self, a: &DecodeArgs) -> Result<()> {
@@ -420,29 +553,44 @@ impl DecodePlan {
         check_ptr("indices", a.indices, 4)
     }
 
-    /// Every host-visible check of every stage, before the first launch.
-    fn check_all(&self, a: &DecodeArgs, comm: Option<&Communicator>) -> Result<()> {
-        check_policy(&self.config, comm)?;
-        self.check(a)?;
-        check_key_path(&self.config, &self.key_args(a))?;
-        check_query_path(&self.config, &self.query_args(a))?;
-        check_scores_paged(&self.config, &self.scores_args(a), self.split)
-    }
-
     fn key_args(&self, a: &DecodeArgs) -> KeyPathArgs {
         let s = &self.shape;
         key_args(&a.tokens, s.batch, s.max_positions, s.cache_pages)
     }
 
-    fn query_args(&self, a: &DecodeArgs) -> QueryPathArgs {
-        let s = &self.shape;
-        query_args(
-            &a.tokens,
-            s.batch,
-            s.max_positions,
-            a.workspace,
-            &self.regions,
-        )
+    fn check_scores(&self, a: &DecodeArgs) -> Result<()> {
+        check_scores_paged(&self.config, &self.scores_args(a), self.split)
+    }
+
+    unsafe fn launch_scores(&self, stream: &Arc<CudaStream>, a: &DecodeArgs) -> Result<()> {
+        // SAFETY: forwarded from the caller.
+        unsafe { launch_scores_paged(&self.config, stream, &self.scores_args(a), self.split) }
+    }
+
+    fn topk_args(&self, a: &DecodeArgs) -> TopkArgs {
+        let (ws, r) = (a.workspace, &self.regions);
+        TopkArgs {
+            scores: a.logits,
+            lengths: a.context_lens,
+            row_starts: 0,
+            out: a.indices,
+            workspace: ws + r.topk as u64,
+            workspace_bytes: self.topk.workspace_bytes(),
+            transform: TransformArgs::Paged {
+                page_table: a.block_table,
+                stride: self.shape.bt_stride,
+                cols: self.bt_cols,
+                num_requests: self.shape.batch,
+                rows_to_requests: ws + r.row_info as u64,
+            },
+        }
+    }
+}
+
+impl DecodePlan {
+    /// Loads every kernel the step uses into `ctx` (call before capturing a graph).
+    pub fn prepare(&self, ctx: &Arc<CudaContext>) -> Result<()> {
+        self.load_kernels(ctx)
     }
 
     fn scores_args(&self, a: &DecodeArgs) -> PagedScoresArgs {
@@ -468,9 +616,8 @@ impl DecodePlan {
     /// # Safety
     /// As [`DecodePlan::decode`].
     pub unsafe fn key_path(&self, stream: &Arc<CudaStream>, a: &DecodeArgs) -> Result<()> {
-        self.check(a)?;
         // SAFETY: forwarded from the caller.
-        unsafe { self.launch_stage(Stage::KeyPath, stream, a) }
+        unsafe { self.checked_stage(Stage::KeyPath, stream, a) }
     }
 
     /// Stage 2: the query path into the workspace.
@@ -478,9 +625,8 @@ impl DecodePlan {
     /// # Safety
     /// As [`DecodePlan::decode`].
     pub unsafe fn query_path(&self, stream: &Arc<CudaStream>, a: &DecodeArgs) -> Result<()> {
-        self.check(a)?;
         // SAFETY: forwarded from the caller.
-        unsafe { self.launch_stage(Stage::QueryPath, stream, a) }
+        unsafe { self.checked_stage(Stage::QueryPath, stream, a) }
     }
 
     /// Stage 3: the scores through the block tables (also writes top-k's request map).
@@ -488,9 +634,8 @@ impl DecodePlan {
     /// # Safety
     /// As [`DecodePlan::decode`].
     pub unsafe fn scores(&self, stream: &Arc<CudaStream>, a: &DecodeArgs) -> Result<()> {
-        self.check(a)?;
         // SAFETY: forwarded from the caller.
-        unsafe { self.launch_stage(Stage::Scores, stream, a) }
+        unsafe { self.checked_stage(Stage::Scores, stream, a) }
     }
 
     /// Stage 4: top-k over the logits with the fused paged transform.
@@ -498,53 +643,8 @@ impl DecodePlan {
     /// # Safety
     /// As [`DecodePlan::decode`].
     pub unsafe fn topk(&self, stream: &Arc<CudaStream>, a: &DecodeArgs) -> Result<()> {
-        self.check(a)?;
         // SAFETY: forwarded from the caller.
-        unsafe { self.launch_stage(Stage::Topk, stream, a) }
-    }
-
-    /// Launch one stage; the plan-level checks (`check`) are the caller's.
-    ///
-    /// # Safety
-    /// As [`DecodePlan::decode`].
-    unsafe fn launch_stage(
-        &self,
-        stage: Stage,
-        stream: &Arc<CudaStream>,
-        a: &DecodeArgs,
-    ) -> Result<()> {
-        match stage {
-            // SAFETY: forwarded from the caller.
-            Stage::KeyPath => unsafe { launch_key_path(&self.config, stream, &self.key_args(a)) },
-            // SAFETY: forwarded from the caller; the query region was sized by the plan.
-            Stage::QueryPath => unsafe {
-                launch_query_path(&self.config, stream, &self.query_args(a))
-            },
-            // SAFETY: forwarded from the caller; the workspace regions were sized by the plan.
-            Stage::Scores => unsafe {
-                launch_scores_paged(&self.config, stream, &self.scores_args(a), self.split)
-            },
-            Stage::Topk => {
-                let (ws, r) = (a.workspace, &self.regions);
-                let args = TopkArgs {
-                    scores: a.logits,
-                    lengths: a.context_lens,
-                    row_starts: 0,
-                    out: a.indices,
-                    workspace: ws + r.topk as u64,
-                    workspace_bytes: self.topk.workspace_bytes(),
-                    transform: TransformArgs::Paged {
-                        page_table: a.block_table,
-                        stride: self.shape.bt_stride,
-                        cols: self.bt_cols,
-                        num_requests: self.shape.batch,
-                        rows_to_requests: ws + r.row_info as u64,
-                    },
-                };
-                // SAFETY: forwarded from the caller; the request map was written by the scores stage.
-                unsafe { run_topk(&self.topk, stream, &args) }
-            }
-        }
+        unsafe { self.checked_stage(Stage::Topk, stream, a) }
     }
 
     /// The whole decode step: key path, query path, scores, top-k, then the config's
@@ -563,21 +663,8 @@ impl DecodePlan {
         a: &DecodeArgs,
         comm: Option<&Communicator>,
     ) -> Result<()> {
-        self.check_all(a, comm)?;
-        for stage in Stage::ALL {
-            // SAFETY: forwarded from the caller; every stage's arguments were checked above.
-            unsafe { self.launch_stage(stage, stream, a) }?;
-        }
-        let r = &self.regions;
-        enforce(
-            &self.config,
-            comm,
-            stream,
-            self.shape.batch,
-            a.indices,
-            a.workspace,
-            r,
-        )
+        // SAFETY: forwarded from the caller.
+        unsafe { self.run(stream, a, comm) }
     }
 }
 

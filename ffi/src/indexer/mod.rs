@@ -50,15 +50,22 @@ impl From<IndexerError> for FfiError {
     }
 }
 
-/// Validate the host arguments, plan for an H100 description (no device touched), then for the
-/// real device, and hand out the plan.
-fn create(
+/// Validate the host arguments (`shape` through `planner`), plan for an H100 description (no
+/// device touched), then for the real device, and hand out the plan. The caller has checked its
+/// device argument.
+fn create<S, P>(
     config: *const DsaIndexerConfig,
-    plan: impl Fn(&Indexer, &DeviceInfo) -> FfiResult<Planned>,
+    shape: *const S,
+    planner: impl FnOnce(*const S) -> FfiResult<P>,
     device: Option<usize>,
     info: impl FnOnce() -> FfiResult<DeviceInfo>,
     plan_out: *mut *mut DsaIndexerPlan,
-) -> FfiResult<()> {
+) -> FfiResult<()>
+where
+    P: Fn(&Indexer, &DeviceInfo) -> FfiResult<Planned>,
+{
+    host_out("plan_out", plan_out)?;
+    let plan = planner(shape)?;
     // SAFETY: a non-null `config` points to a DsaIndexerConfig (documented).
     let indexer = unsafe { host_ref("config", config) }?.to_rust()?;
     plan(&indexer, &DeviceInfo::H100)?;
@@ -115,11 +122,10 @@ pub extern "C" fn dsa_indexer_prefill_plan_create(
 ) -> DsaStatus {
     guard("dsa_indexer_prefill_plan_create", || {
         let ordinal = size("device_ordinal", device_ordinal as i64)?;
-        host_out("plan_out", plan_out)?;
-        let planner = prefill_planner(shape)?;
         create(
             config,
-            planner,
+            shape,
+            prefill_planner,
             Some(ordinal),
             || device_info(ordinal),
             plan_out,
@@ -142,10 +148,15 @@ pub extern "C" fn dsa_indexer_prefill_plan_create_for(
     guard("dsa_indexer_prefill_plan_create_for", || {
         // SAFETY: a non-null `device` points to a DsaDeviceInfo (documented).
         let d = *unsafe { host_ref("device", device) }?;
-        host_out("plan_out", plan_out)?;
-        let planner = prefill_planner(shape)?;
         let ordinal = usize::try_from(d.ordinal).ok();
-        create(config, planner, ordinal, || d.to_rust(), plan_out)
+        create(
+            config,
+            shape,
+            prefill_planner,
+            ordinal,
+            || d.to_rust(),
+            plan_out,
+        )
     })
 }
 
@@ -164,11 +175,10 @@ pub extern "C" fn dsa_indexer_decode_plan_create(
 ) -> DsaStatus {
     guard("dsa_indexer_decode_plan_create", || {
         let ordinal = size("device_ordinal", device_ordinal as i64)?;
-        host_out("plan_out", plan_out)?;
-        let planner = decode_planner(shape)?;
         create(
             config,
-            planner,
+            shape,
+            decode_planner,
             Some(ordinal),
             || device_info(ordinal),
             plan_out,
@@ -187,10 +197,15 @@ pub extern "C" fn dsa_indexer_decode_plan_create_for(
     guard("dsa_indexer_decode_plan_create_for", || {
         // SAFETY: a non-null `device` points to a DsaDeviceInfo (documented).
         let d = *unsafe { host_ref("device", device) }?;
-        host_out("plan_out", plan_out)?;
-        let planner = decode_planner(shape)?;
         let ordinal = usize::try_from(d.ordinal).ok();
-        create(config, planner, ordinal, || d.to_rust(), plan_out)
+        create(
+            config,
+            shape,
+            decode_planner,
+            ordinal,
+            || d.to_rust(),
+            plan_out,
+        )
     })
 }
 
