@@ -396,10 +396,21 @@ fn new_inner(
     }
 }
 
+/// Connects new communicators' ranks ([`super::connect`]); aborts them if that fails.
+fn connect_or_abort(comms: &[Communicator]) -> Result<()> {
+    super::connect::connect(comms).inspect_err(|_| {
+        for c in comms {
+            let _ = c.abort();
+        }
+    })
+}
+
 impl Communicator {
     /// Joins the communicator of `id` as `rank` of `world_size` on `ctx`'s device (every rank,
     /// in any process or node, calls this with the same id). Waits for all ranks: up to
     /// [`CommConfig::init_timeout`] when not [`CommConfig::blocking`], else as long as it takes.
+    /// Then the ranks are connected for the verify and the broadcast (a few collectives, on a
+    /// stream of their own), so that later enqueues never wait for a peer and can be captured.
     pub fn from_unique_id(
         ctx: &Arc<CudaContext>,
         id: &UniqueId,
@@ -442,6 +453,7 @@ impl Communicator {
             }
         }
         drop(st);
+        connect_or_abort(std::slice::from_ref(&comm))?;
         Ok(comm)
     }
 
@@ -576,6 +588,7 @@ impl Communicator {
                 return Err(e);
             }
         }
+        connect_or_abort(&comms)?;
         Ok(comms)
     }
 
@@ -654,6 +667,14 @@ impl Communicator {
         f: impl FnOnce(sys::ncclComm_t) -> sys::ncclResult_t,
     ) -> Result<()> {
         self.inner.call(call, f)
+    }
+
+    /// Waits (at most [`CommConfig::timeout`]) until NCCL has finished the calls issued so far
+    /// (a non-blocking communicator's group may still be in progress after `ncclGroupEnd`).
+    pub(crate) fn ready(&self, call: &'static str) -> Result<()> {
+        let mut st = self.inner.lock()?;
+        self.inner
+            .poll_ready(&mut st, call, self.inner.config.timeout)
     }
 
     /// Refuses a stream on another device than the communicator's.

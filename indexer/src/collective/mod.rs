@@ -52,6 +52,7 @@
 
 pub mod bench;
 pub mod comm;
+mod connect;
 pub mod error;
 pub mod fingerprint;
 pub mod kernels;
