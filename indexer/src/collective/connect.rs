@@ -32,21 +32,15 @@ fn grouped(
     f: impl Fn(u64, sys::ncclComm_t, sys::cudaStream_t) -> sys::ncclResult_t,
 ) -> Result<()> {
     // SAFETY: group start/end only bracket the calls below.
-    super::nccl::status(
-        "ncclGroupStart",
-        unsafe { sys::ncclGroupStart() },
-        std::ptr::null_mut(),
-    )?;
+    let started = unsafe { sys::ncclGroupStart() };
+    super::nccl::status("ncclGroupStart", started, std::ptr::null_mut())?;
     let issued = comms.iter().zip(work).try_for_each(|(c, (stream, ptr))| {
         let s = stream.cu_stream() as sys::cudaStream_t;
         c.call(call, |raw| f(*ptr, raw, s))
     });
     // SAFETY: as above; the group is closed whatever the calls returned.
-    let ended = super::nccl::status(
-        "ncclGroupEnd",
-        unsafe { sys::ncclGroupEnd() },
-        std::ptr::null_mut(),
-    );
+    let ended = unsafe { sys::ncclGroupEnd() };
+    let ended = super::nccl::status("ncclGroupEnd", ended, std::ptr::null_mut());
     issued?;
     ended?;
     comms.iter().try_for_each(|c| c.ready(call))
