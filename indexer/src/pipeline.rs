@@ -214,8 +214,11 @@ trait PlannedCall {
     /// Rows of the RoPE table.
     fn max_positions(&self) -> usize;
 
-    /// The plan-level checks of `a`; each stage's own are `check_all`'s.
-    fn check(&self, a: &Self::Args) -> Result<()>;
+    /// The plan's own checks of `a`, after the workspace and indices checks every call makes;
+    /// each stage's own are `check_all`'s.
+    fn check(&self, _a: &Self::Args) -> Result<()> {
+        Ok(())
+    }
 
     fn key_args(&self, a: &Self::Args) -> KeyPathArgs;
 
@@ -254,6 +257,9 @@ trait PlannedCall {
     /// Every host-visible check of every stage, before the first launch.
     fn check_all(&self, a: &Self::Args, comm: Option<&Communicator>) -> Result<()> {
         check_policy(self.config(), comm)?;
+        let needed = self.workspace_regions().total;
+        check_workspace(a.workspace(), a.workspace_bytes(), needed)?;
+        check_ptr("indices", a.indices(), 4)?;
         self.check(a)?;
         check_key_path(self.config(), &self.key_args(a))?;
         check_query_path(self.config(), &self.query_args(a))?;
@@ -336,6 +342,8 @@ trait CallArgs {
     fn indices(&self) -> u64;
 
     fn workspace(&self) -> u64;
+
+    fn workspace_bytes(&self) -> usize;
 }
 
 impl CallArgs for PrefillArgs {
@@ -350,6 +358,10 @@ impl CallArgs for PrefillArgs {
     fn workspace(&self) -> u64 {
         self.workspace
     }
+
+    fn workspace_bytes(&self) -> usize {
+        self.workspace_bytes
+    }
 }
 
 impl CallArgs for DecodeArgs {
@@ -363,6 +375,10 @@ impl CallArgs for DecodeArgs {
 
     fn workspace(&self) -> u64 {
         self.workspace
+    }
+
+    fn workspace_bytes(&self) -> usize {
+        self.workspace_bytes
     }
 }
 
@@ -390,8 +406,6 @@ impl PlannedCall for PrefillPlan {
     }
 
     fn check(&self, a: &PrefillArgs) -> Result<()> {
-        check_workspace(a.workspace, a.workspace_bytes, self.workspace_bytes())?;
-        check_ptr("indices", a.indices, 4)?;
         check_opt_ptr("topk_offsets", a.topk_offsets, 4)?;
         if a.new_keys_offset + self.shape.tokens > self.shape.num_keys {
             return Err(IndexerError::Shape(format!(
@@ -546,11 +560,6 @@ impl PlannedCall for DecodePlan {
 
     fn max_positions(&self) -> usize {
         self.shape.max_positions
-    }
-
-    fn check(&self, a: &DecodeArgs) -> Result<()> {
-        check_workspace(a.workspace, a.workspace_bytes, self.workspace_bytes())?;
-        check_ptr("indices", a.indices, 4)
     }
 
     fn key_args(&self, a: &DecodeArgs) -> KeyPathArgs {
