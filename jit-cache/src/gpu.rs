@@ -129,9 +129,16 @@ pub fn check_aligned(name: &'static str, addr: u64, align: u64) -> Result<(), Pt
     Ok(())
 }
 
+/// Bytes of the memset that precedes each timed run of [`median_gpu_us`] (about 15-25 µs of
+/// GPU work): the GPU is still busy with it while the host enqueues the start event, the run
+/// and the end event, so the interval is the run's GPU time and not the host's launch cost,
+/// which a short kernel's events would otherwise take in whenever the host enqueues slower than
+/// the GPU drains (triton's `do_bench` gets the same from its cache clear).
+pub const QUEUE_PAD_BYTES: usize = 64 << 20;
+
 /// Median GPU time in microseconds of `iters` runs of `f` on `stream`, after `warmup` runs,
-/// each run bracketed by its own pair of CUDA events. `f(i)` gets the run index so callers can
-/// rotate inputs (fresh data per run, larger than L2).
+/// each run bracketed by its own pair of CUDA events after a [`QUEUE_PAD_BYTES`] memset.
+/// `f(i)` gets the run index so callers can rotate inputs (fresh data per run, larger than L2).
 pub fn median_gpu_us(
     stream: &Arc<CudaStream>,
     warmup: usize,
@@ -143,20 +150,20 @@ pub fn median_gpu_us(
     }
     let ctx = stream.context();
     let flags = Some(sys::CUevent_flags::CU_EVENT_DEFAULT);
-    let ev = |_| {
-        ctx.new_event(flags)
-            .map_err(|e| JitError::driver("creating a timing event", e))
-    };
+    let drv = |what| move |e| JitError::driver(what, e);
+    let ev = |_| ctx.new_event(flags).map_err(drv("creating a timing event"));
     let starts = (0..iters).map(ev).collect::<Result<Vec<_>>>()?;
     let ends = (0..iters).map(ev).collect::<Result<Vec<_>>>()?;
+    let mut pad = stream
+        .alloc_zeros::<u8>(QUEUE_PAD_BYTES)
+        .map_err(drv("allocating the queue pad"))?;
     for i in 0..iters {
-        starts[i]
-            .record(stream)
-            .map_err(|e| JitError::driver("recording an event", e))?;
+        stream
+            .memset_zeros(&mut pad)
+            .map_err(drv("clearing the queue pad"))?;
+        starts[i].record(stream).map_err(drv("recording an event"))?;
         f(warmup + i)?;
-        ends[i]
-            .record(stream)
-            .map_err(|e| JitError::driver("recording an event", e))?;
+        ends[i].record(stream).map_err(drv("recording an event"))?;
     }
     let mut times = starts
         .iter()
@@ -164,7 +171,7 @@ pub fn median_gpu_us(
         .map(|(s, e)| {
             s.elapsed_ms(e)
                 .map(|ms| ms as f64 * 1e3)
-                .map_err(|e| JitError::driver("reading an event time", e))
+                .map_err(drv("reading an event time"))
         })
         .collect::<Result<Vec<f64>>>()?;
     times.sort_by(|a, b| a.total_cmp(b));

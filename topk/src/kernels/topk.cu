@@ -205,6 +205,7 @@ struct Shared {
   u32 kth;            // this CTA's floor for the cluster (>=: keys below it never win); 0 none
   u32 wmin[32], wmax[32];
   u32 n_pub, lo_pub, hi_pub;  // this CTA's candidate count and key range, for its peers
+  u32 floor_pub, above_pub;   // this CTA's local floor and its keys at or above it (finish)
   u32 gt_from[MAX_CLUSTER], eq_from[MAX_CLUSTER];  // earlier CTAs' counts of the cut (push_to)
 };
 
@@ -426,13 +427,16 @@ struct Digits {
   u32 need, eq;    // of the chosen bin: elements wanted, elements there
   int pass;        // digits done: histogram parity and the cluster's sum slot
   bool whole;      // the chosen bin is taken whole: exactly the keys >= prefix are in
+  bool below;      // some keys lie below the range: the first digit checks the prefix too
 };
 
-// Selecting the `want` largest of `total` keys, all in [lo, hi].
-__device__ __forceinline__ Digits start_digits(u32 want, u32 total, u32 lo, u32 hi) {
+// Selecting the `want` largest of `total` keys in [lo, hi] (every key of the sources, or with
+// `below` only those: all of the want largest are there, and the keys under lo lose).
+__device__ __forceinline__ Digits start_digits(u32 want, u32 total, u32 lo, u32 hi,
+                                               bool below = false) {
   const int bits = lo == hi ? 0 : 32 - __clz(lo ^ hi);
   const u32 mask = bits == 32 ? 0u : ~((1u << bits) - 1u);
-  return Digits{bits, mask, lo & mask, want, want, total, 0, false};
+  return Digits{bits, mask, lo & mask, want, want, total, 0, false, below};
 }
 
 // Resolve digits of `d` over `src` until `until` passes are done or the cut is known. With
@@ -450,7 +454,7 @@ __device__ void select_passes(Shared& s, const Src& src, Digits& d, u32 P, u32* 
     clear_bins(s.hist[h ^ 1]);
     const u32 hist = smem_addr(s.hist[h]), sink = smem_addr(s.sink);
     const auto addr = [&](u32 key) { return hist + 4 * ((key >> shift) & (nb - 1)); };
-    if (d.pass == 0)  // every key is in [lo, hi], so every key has the (empty) prefix
+    if (d.pass == 0 && !d.below)  // every key is in [lo, hi], so every key has the prefix
       src.each([&](u32 key, bool valid) { shared_inc(addr(key), valid, sink); });
     else
       src.each([&](u32 key, bool valid) {
@@ -755,12 +759,13 @@ __device__ u32 list_prefix(Shared& s, const Src& src, const Digits& d, u32 rank,
 }
 
 // The cut keeping the `want` largest of the row's keys (`total` in the P sources of the
-// cluster, all in [lo, hi]): the first digit over all of them, the rest over the few in its
-// chosen bin, gathered in every CTA's list (or over all again if they do not fit).
+// cluster in [lo, hi], and with `below` others under lo that lose): the first digit over all
+// of them, the rest over the few in its chosen bin, gathered in every CTA's list (or over all
+// again if they do not fit).
 template <class Src>
 __device__ Cut row_cut(Shared& s, const Src& src, u32 want, u32 total, u32 lo, u32 hi,
-                       bool tie_large, u32 rank, u32 P, u32* chist) {
-  Digits d = start_digits(want, total, lo, hi);
+                       bool below, bool tie_large, u32 rank, u32 P, u32* chist) {
+  Digits d = start_digits(want, total, lo, hi, below);
   select_passes(s, src, d, P, chist, 1);
   if (d.bits > 0 && !d.whole) {
     // A buffer's keys are few already: copying them out would cost the streaming loop
@@ -1119,6 +1124,21 @@ __device__ __forceinline__ void write_above(const Params& p, Shared& s, const Sr
     for (u32 j = min(total, k) + threadIdx.x; j < k; j += THREADS) out[j] = -1;
 }
 
+// A floor under which this CTA's keys (n of them, in [lo, hi]) cannot reach the row's top
+// `share` of them: the least key of the bin of one local digit where the count from the top
+// reaches `share` (all of them if n <= share), and how many keys are at or above it.
+template <class Src>
+__device__ __forceinline__ void local_floor(Shared& s, const Src& src, u32 n, u32 lo, u32 hi,
+                                            u32 share, u32& floor, u32& at_or_above) {
+  floor = lo;
+  at_or_above = n;
+  if (n <= share) return;
+  Digits d = start_digits(share, n, lo, hi);
+  select_passes(s, src, d, 1, nullptr, 1);
+  floor = d.prefix;
+  at_or_above = share - d.need + d.eq;
+}
+
 // Select the row's top-k over the P sources of its cluster (this CTA's holds n keys in
 // [lo, hi], or none with lo > hi) and write it.
 template <class Src>
@@ -1126,18 +1146,34 @@ __device__ void finish(const Params& p, Shared& s, u64* buf, u32* chist, const S
                        u32 lo, u32 hi, int row, int req, u32 rank, u32 P) {
   const u32 k = (u32)p.k;
   // The union's size decides whether anything must be cut; its key range sets the digits.
-  u32 total = n;
+  u32 total = n, cands = n;
+  bool below = false;
   block_minmax(s, lo, hi);
   if (P > 1) {
+    // Keys held in registers are many: each CTA first finds a floor its share of k reaches,
+    // and the row's select starts from the least of those floors when the keys above them
+    // add up to k. Its first (cluster-wide) digit then spreads only the row's likely winners
+    // over the bins, so its chosen bin fits the list, where a digit over the whole key range
+    // often takes several cluster-wide digits.
+    u32 floor = lo, above = n;
+    if constexpr (Src::IN_REGISTERS) local_floor(s, src, n, lo, hi, (k + P - 1) / P, floor, above);
     // Published and pulled: in the resident form this barrier is the cluster's first, so no
     // peer may be written before it (it may not have started).
-    if (threadIdx.x == 0) { s.n_pub = n; s.lo_pub = lo; s.hi_pub = hi; }
+    if (threadIdx.x == 0) {
+      s.n_pub = n; s.lo_pub = lo; s.hi_pub = hi; s.floor_pub = floor; s.above_pub = above;
+    }
     cluster_sync();
     total = __reduce_add_sync(0xffffffffu, lane_peer(smem_addr(&s.n_pub), P, 0u));
     lo = __reduce_min_sync(0xffffffffu, lane_peer(smem_addr(&s.lo_pub), P, 0xffffffffu));
     hi = __reduce_max_sync(0xffffffffu, lane_peer(smem_addr(&s.hi_pub), P, 0u));
+    floor = __reduce_min_sync(0xffffffffu, lane_peer(smem_addr(&s.floor_pub), P, 0xffffffffu));
+    above = __reduce_add_sync(0xffffffffu, lane_peer(smem_addr(&s.above_pub), P, 0u));
+    // Every CTA holds at least its `above` keys at or over its floor, so at least the sum of
+    // them over the row's least floor.
+    if (above >= k && floor > lo) { lo = floor; cands = above; below = true; }
   }
-  const Cut c = total > k ? row_cut(s, src, k, total, lo, hi, p.tie_large != 0, rank, P, chist)
+  const Cut c = total > k ? row_cut(s, src, k, below ? cands : total, lo, hi, below,
+                                    p.tie_large != 0, rank, P, chist)
                           : Cut{0u, 0u, 0u, 0u, false};
   if (!p.sorted && c.is_threshold())
     write_above(p, s, src, c.above(), total, row, req, rank, P);
