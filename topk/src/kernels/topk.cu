@@ -127,6 +127,13 @@ __device__ __forceinline__ u32 peer_load(u32 a) {
   asm volatile("ld.shared::cluster.u32 %0, [%1];" : "=r"(v) : "r"(a));
   return v;
 }
+// Four settled values at once (16-byte aligned): one request where four would queue.
+__device__ __forceinline__ uint4 peer_load4(u32 a) {
+  uint4 v;
+  asm volatile("ld.shared::cluster.v4.u32 {%0, %1, %2, %3}, [%4];"
+               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "r"(a));
+  return v;
+}
 // A value another CTA may be updating (its floor): relaxed, never torn.
 __device__ __forceinline__ u32 peer_load_relaxed(u32 a) {
   u32 v;
@@ -151,6 +158,12 @@ __device__ __forceinline__ u32 peer(u32 addr, u32) { return addr; }
 __device__ __forceinline__ u32 peer_load(u32 a) {
   u32 v;
   asm volatile("ld.shared.u32 %0, [%1];" : "=r"(v) : "r"(a));
+  return v;
+}
+__device__ __forceinline__ uint4 peer_load4(u32 a) {
+  uint4 v;
+  asm volatile("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];"
+               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "r"(a));
   return v;
 }
 __device__ __forceinline__ u32 peer_load_relaxed(u32 a) { return peer_load(a); }
@@ -191,11 +204,13 @@ __device__ __forceinline__ void row_sync(u32 P) {
   if (P > 1) cluster_sync(); else __syncthreads();
 }
 
+enum { PUB_N, PUB_LO, PUB_HI, PUB_FLOOR, PUB_ABOVE };
+
 struct Shared {
   alignas(16) u32 hist[2][BINS];  // a select's digit histograms by pass parity: one counts, one is cleared
   u32 bin_sums[2][32];  // find_bin's per-warp sums, by pass parity
   u32 sel[2][3];        // find_bin's result (bin, need, eq), by pass parity
-  u32 list[LIST];       // keys of a resident segment in the bin its first digit chose
+  alignas(16) u32 list[LIST];  // keys of a resident segment in the bin its first digit chose
   u32 list_n;
   u32 sink[32];         // per-lane targets of histogram increments that count nothing
   u32 part[2 * 64];   // scan partials per (group, warp): at most PAIRS * 32 = 128
@@ -204,8 +219,9 @@ struct Shared {
   u32 total;
   u32 kth;            // this CTA's floor for the cluster (>=: keys below it never win); 0 none
   u32 wmin[32], wmax[32];
-  u32 n_pub, lo_pub, hi_pub;  // this CTA's candidate count and key range, for its peers
-  u32 floor_pub, above_pub;   // this CTA's local floor and its keys at or above it (finish)
+  // For the peers (finish): this CTA's key count and range, its local floor and its keys at or
+  // above that floor (PUB_* order), read in two 16-byte requests.
+  alignas(16) u32 pub[8];
   u32 gt_from[MAX_CLUSTER], eq_from[MAX_CLUSTER];  // earlier CTAs' counts of the cut (push_to)
 };
 
@@ -462,22 +478,21 @@ __device__ void select_passes(Shared& s, const Src& src, Digits& d, u32 P, u32* 
       });
     __syncthreads();
     if (P > 1) {
-      // Bin b is summed on rank b % P, so no CTA takes every peer's additions. The sums are
-      // read back all at once (one round trip, not one a bin).
-      constexpr int PER = BINS / THREADS;
+      // The bins are summed in P contiguous spans, span r on rank r, so no CTA takes every
+      // peer's additions and a warp's requests go to one peer. The sums are read back all at
+      // once, 16 bytes a request (distributed shared memory is slow per request).
+      const u32 span = nb >= P ? nb / P : 1u;
       const u32 sum = smem_addr(chist + d.pass * BINS);
-      for (int b = threadIdx.x; b < (int)nb; b += THREADS)
-        if (s.hist[h][b]) peer_add(peer(sum + 4 * b, b % P), s.hist[h][b]);
+      for (u32 b = threadIdx.x; b < nb; b += THREADS)
+        if (s.hist[h][b]) peer_add(peer(sum + 4 * b, min(b / span, P - 1)), s.hist[h][b]);
       cluster_sync();
-      u32 v[PER];
-#pragma unroll
-      for (int j = 0; j < PER; ++j) {
-        const u32 b = j * THREADS + threadIdx.x;
-        v[j] = b < nb ? peer_load(peer(sum + 4 * b, b % P)) : 0u;
+      if (span % 4 == 0) {
+        for (u32 q = threadIdx.x; 4 * q < nb; q += THREADS)
+          reinterpret_cast<uint4*>(s.hist[h])[q] = peer_load4(peer(sum + 16 * q, 4 * q / span));
+      } else {  // a narrow last digit
+        for (u32 b = threadIdx.x; b < nb; b += THREADS)
+          s.hist[h][b] = peer_load(peer(sum + 4 * b, min(b / span, P - 1)));
       }
-#pragma unroll
-      for (int j = 0; j < PER; ++j)
-        if (j * THREADS + threadIdx.x < nb) s.hist[h][j * THREADS + threadIdx.x] = v[j];
       __syncthreads();
     }
     u32 bin;
@@ -751,8 +766,14 @@ __device__ u32 list_prefix(Shared& s, const Src& src, const Digits& d, u32 rank,
   for (u32 r = 0; r < P; ++r) {
     const u32 n = __shfl_sync(0xffffffffu, mine, r);
     const u32 to = own + __shfl_sync(0xffffffffu, end, r) - n;
-#pragma unroll 2
-    for (u32 i = threadIdx.x; i < n; i += THREADS) s.list[to + i] = peer_load(peer(list + 4 * i, r));
+    // 16 bytes a request; the last may read past n, never past the list.
+    for (u32 i = 4 * threadIdx.x; i < n; i += 4 * THREADS) {
+      const uint4 v = peer_load4(peer(list + 4 * i, r));
+      const u32 e[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+      for (int j = 0; j < 4; ++j)
+        if (i + j < n) s.list[to + i + j] = e[j];
+    }
   }
   __syncthreads();
   return own + __shfl_sync(0xffffffffu, end, 31);
@@ -1160,14 +1181,18 @@ __device__ void finish(const Params& p, Shared& s, u64* buf, u32* chist, const S
     // Published and pulled: in the resident form this barrier is the cluster's first, so no
     // peer may be written before it (it may not have started).
     if (threadIdx.x == 0) {
-      s.n_pub = n; s.lo_pub = lo; s.hi_pub = hi; s.floor_pub = floor; s.above_pub = above;
+      s.pub[PUB_N] = n; s.pub[PUB_LO] = lo; s.pub[PUB_HI] = hi;
+      s.pub[PUB_FLOOR] = floor; s.pub[PUB_ABOVE] = above;
     }
     cluster_sync();
-    total = __reduce_add_sync(0xffffffffu, lane_peer(smem_addr(&s.n_pub), P, 0u));
-    lo = __reduce_min_sync(0xffffffffu, lane_peer(smem_addr(&s.lo_pub), P, 0xffffffffu));
-    hi = __reduce_max_sync(0xffffffffu, lane_peer(smem_addr(&s.hi_pub), P, 0u));
-    floor = __reduce_min_sync(0xffffffffu, lane_peer(smem_addr(&s.floor_pub), P, 0xffffffffu));
-    above = __reduce_add_sync(0xffffffffu, lane_peer(smem_addr(&s.above_pub), P, 0u));
+    const u32 lane = threadIdx.x & 31, at = smem_addr(s.pub);
+    uint4 a = make_uint4(0u, 0xffffffffu, 0u, 0xffffffffu), b = make_uint4(0u, 0u, 0u, 0u);
+    if (lane < P) { a = peer_load4(peer(at, lane)); b = peer_load4(peer(at + 16, lane)); }
+    total = __reduce_add_sync(0xffffffffu, a.x);
+    lo = __reduce_min_sync(0xffffffffu, a.y);
+    hi = __reduce_max_sync(0xffffffffu, a.z);
+    floor = __reduce_min_sync(0xffffffffu, a.w);
+    above = __reduce_add_sync(0xffffffffu, b.x);
     // Every CTA holds at least its `above` keys at or over its floor, so at least the sum of
     // them over the row's least floor.
     if (above >= k && floor > lo) { lo = floor; cands = above; below = true; }
