@@ -161,7 +161,9 @@ pub fn median_gpu_us(
         stream
             .memset_zeros(&mut pad)
             .map_err(drv("clearing the queue pad"))?;
-        starts[i].record(stream).map_err(drv("recording an event"))?;
+        starts[i]
+            .record(stream)
+            .map_err(drv("recording an event"))?;
         f(warmup + i)?;
         ends[i].record(stream).map_err(drv("recording an event"))?;
     }
