@@ -152,15 +152,6 @@ __device__ __forceinline__ void peer_store64(u32 a, u64 v) {
 __device__ __forceinline__ void cluster_sync() {
   asm volatile("barrier.cluster.arrive.release.aligned;\n\tbarrier.cluster.wait.acquire.aligned;" ::: "memory");
 }
-// The two halves of a cluster barrier, for a CTA that has only to keep its shared memory
-// alive until its peers are done reading it: arrive once the reads of it are done (values
-// already returned, so no release is needed), wait before exiting or the next cluster_sync.
-__device__ __forceinline__ void cluster_arrive_relaxed() {
-  asm volatile("barrier.cluster.arrive.relaxed.aligned;" ::: "memory");
-}
-__device__ __forceinline__ void cluster_wait() {
-  asm volatile("barrier.cluster.wait.aligned;" ::: "memory");
-}
 #else
 // No clusters before sm_90: the plan always launches P = 1 there.
 __device__ __forceinline__ u32 peer(u32 addr, u32) { return addr; }
@@ -186,8 +177,6 @@ __device__ __forceinline__ void peer_store64(u32 a, u64 v) {
   asm volatile("st.shared.u64 [%0], %1;" ::"r"(a), "l"(v) : "memory");
 }
 __device__ __forceinline__ void cluster_sync() { __syncthreads(); }
-__device__ __forceinline__ void cluster_arrive_relaxed() {}
-__device__ __forceinline__ void cluster_wait() {}
 #endif
 
 // For lanes r < n, the u32 at `addr` in CTA r of the cluster, else `none`: the caller reduces
@@ -223,7 +212,6 @@ struct Shared {
   u32 sel[2][3];        // find_bin's result (bin, need, eq), by pass parity
   alignas(16) u32 list[LIST];  // keys of a resident segment in the bin its first digit chose
   u32 list_n;
-  u32 list_high;        // this CTA's keys in bins above the list's (a gathered list's write offsets)
   u32 sink[32];         // per-lane targets of histogram increments that count nothing
   u32 part[2 * 64];   // scan partials per (group, warp): at most PAIRS * 32 = 128
   u32 warp_sums[2][32];  // group_offsets' packed warp counts, by the parity of its call
@@ -739,29 +727,17 @@ struct RegisterKeys {
   }
 };
 
-// What a CTA knows after gathering a cluster's list: the list's entries from the CTAs before
-// it are s.list[from, to), and those CTAs hold `high` keys in bins above the list's. With
-// these, the offsets of a threshold's output need no further cluster exchange.
-struct Gathered {
-  bool done;  // a list was gathered: the CTA has arrived at a cluster barrier, not waited
-  u32 from, to, high;
-};
-
 // Copy the keys of the row's sources that have the prefix of `d` (at most d.eq <= LIST of them
 // in the cluster: the chosen bin's count) into `s.list` of every CTA, in no particular order
 // (the select counts, it does not place), and return how many. This CTA's own come first (a
 // count, a warp scan and one shared atomic a warp, then the copy); with P > 1 the peers'
 // follow, read from their lists, so that the remaining digits need no cluster exchange.
 template <class Src>
-__device__ u32 list_prefix(Shared& s, const Src& src, const Digits& d, u32 rank, u32 P,
-                           Gathered& g) {
+__device__ u32 list_prefix(Shared& s, const Src& src, const Digits& d, u32 rank, u32 P) {
   const u32 lane = threadIdx.x & 31;
   const auto in = [&](u32 key, bool valid) { return valid && ((key ^ d.prefix) & d.mask) == 0; };
-  // Counts in the bin (low half) and above it (high half): a CTA holds fewer than 2^16 keys.
   u32 c = 0;
-  src.each([&](u32 key, bool valid) {
-    c += in(key, valid) ? 1u : (valid && (key & d.mask) > d.prefix ? 0x10000u : 0u);
-  });
+  src.each([&](u32 key, bool valid) { c += in(key, valid); });
   u32 x = c;
 #pragma unroll
   for (int o = 1; o < 32; o <<= 1) {
@@ -769,21 +745,17 @@ __device__ u32 list_prefix(Shared& s, const Src& src, const Digits& d, u32 rank,
     if (lane >= o) x += y;
   }
   u32 base = 0;
-  if (lane == 31) {
-    if (x & 0xffffu) base = atomicAdd(&s.list_n, x & 0xffffu);
-    if (P > 1 && x >> 16) atomicAdd(&s.list_high, x >> 16);
-  }
-  u32 at = __shfl_sync(0xffffffffu, base, 31) + ((x - c) & 0xffffu);
+  if (lane == 31 && x) base = atomicAdd(&s.list_n, x);
+  u32 at = __shfl_sync(0xffffffffu, base, 31) + x - c;
   src.each([&](u32 key, bool valid) {
     if (in(key, valid)) s.list[at++] = key;
   });
   __syncthreads();
   const u32 own = s.list_n;
   if (P == 1) return own;
-  cluster_sync();  // every CTA's list and counts are final; a CTA appends only past its own
+  cluster_sync();  // every CTA's list and count are final; a CTA appends only past its own
   // Lane r: CTA r's count and where its keys go here (after ours and the other peers' before r).
   const u32 cnt = lane_peer(smem_addr(&s.list_n), P, 0u), mine = lane == rank ? 0u : cnt;
-  g.high = __reduce_add_sync(0xffffffffu, lane < rank ? lane_peer(smem_addr(&s.list_high), P, 0u) : 0u);
   u32 end = mine;
 #pragma unroll
   for (int o = 1; o < 32; o <<= 1) {
@@ -791,26 +763,25 @@ __device__ u32 list_prefix(Shared& s, const Src& src, const Digits& d, u32 rank,
     if (lane >= o) end += y;
   }
   // Warp w copies peer w's keys (warps w + WARPS, ... with more peers than warps), so the
-  // peers' reads are in flight together: 16 bytes a request, the last may read past n but
-  // never past the list.
+  // peers' reads are in flight together, 16 bytes a request (a peer's count's last few one at
+  // a time: never read past it, where the peer is writing its own copies).
   const u32 list = smem_addr(s.list), warp = threadIdx.x >> 5;
   for (u32 r = warp; r < P; r += WARPS) {
     const u32 n = __shfl_sync(0xffffffffu, mine, r);
     const u32 to = own + __shfl_sync(0xffffffffu, end, r) - n;
     for (u32 i = 4 * lane; i < n; i += 4 * 32) {
-      const uint4 v = peer_load4(peer(list + 4 * i, r));
-      const u32 e[4] = {v.x, v.y, v.z, v.w};
-#pragma unroll
-      for (int j = 0; j < 4; ++j)
-        if (i + j < n) s.list[to + i + j] = e[j];
+      if (i + 4 <= n) {
+        const uint4 v = peer_load4(peer(list + 4 * i, r));
+        s.list[to + i] = v.x;
+        s.list[to + i + 1] = v.y;
+        s.list[to + i + 2] = v.z;
+        s.list[to + i + 3] = v.w;
+      } else {
+        for (u32 j = i; j < n; ++j) s.list[to + j] = peer_load(peer(list + 4 * j, r));
+      }
     }
   }
   __syncthreads();
-  // Nothing reads a peer after this: arrive now, wait before exiting (finish).
-  cluster_arrive_relaxed();
-  g.done = true;
-  g.from = own;
-  g.to = own + __shfl_sync(0xffffffffu, end, rank);
   return own + __shfl_sync(0xffffffffu, end, 31);
 }
 
@@ -820,14 +791,14 @@ __device__ u32 list_prefix(Shared& s, const Src& src, const Digits& d, u32 rank,
 // again if they do not fit).
 template <class Src>
 __device__ Cut row_cut(Shared& s, const Src& src, u32 want, u32 total, u32 lo, u32 hi,
-                       bool below, bool tie_large, u32 rank, u32 P, u32* chist, Gathered& g) {
+                       bool below, bool tie_large, u32 rank, u32 P, u32* chist) {
   Digits d = start_digits(want, total, lo, hi, below);
   select_passes(s, src, d, P, chist, 1);
   if (d.bits > 0 && !d.whole) {
     // A buffer's keys are few already: copying them out would cost the streaming loop
     // registers (ptxas spills in it), so a buffer's digits all run over the buffer.
     if (Src::IN_REGISTERS && d.eq <= LIST) {  // the chosen bin's keys (of the cluster) fit
-      const u32 n = list_prefix(s, src, d, rank, P, g);
+      const u32 n = list_prefix(s, src, d, rank, P);
       select_passes(s, ListKeys{s.list, n}, d, 1, chist, 3);
     } else {
       select_passes(s, src, d, P, chist, 3);
@@ -1159,22 +1130,14 @@ __device__ __noinline__ void write_cut_out_of_line(const Params& p, Shared& s, u
 
 // The keys of a source above a threshold cut, written in index order: one compare a key and
 // one block scan (a strip of the buffer, or all of a CTA's registers).
-// With a gathered list (g.done) the CTA's output offset is known without a cluster exchange:
-// the earlier CTAs' keys above the list's bin plus their list entries above `thr`.
 template <class Src>
 __device__ __forceinline__ void write_above(const Params& p, Shared& s, const Src& src, u32 thr,
-                                            u32 total, int row, int req, u32 rank, u32 P,
-                                            const Gathered& g) {
+                                            u32 total, int row, int req, u32 rank, u32 P) {
   const u32 k = (u32)p.k;
   i32* out = p.out + (i64)row * p.k;
   const auto r = src.rank_above(s, thr, P);
   u32 base = 0;
-  if (g.done) {
-    u32 c = 0;
-    for (u32 i = g.from + threadIdx.x; i < g.to; i += THREADS) c += s.list[i] > thr;
-    block_scan(s, c, base);
-    base += g.high;
-  } else if (P > 1) {
+  if (P > 1) {
     push_to(s.gt_from, r.total, rank, rank + 1, P);
     cluster_sync();
     base = __reduce_add_sync(0xffffffffu, lane_slot(s.gt_from, rank, 0u));
@@ -1240,17 +1203,12 @@ __device__ void finish(const Params& p, Shared& s, u64* buf, u32* chist, const S
     // them over the row's least floor.
     if (above >= k && floor > lo) { lo = floor; cands = above; below = true; }
   }
-  Gathered g{false, 0u, 0u, 0u};
   const Cut c = total > k ? row_cut(s, src, k, below ? cands : total, lo, hi, below,
-                                    p.tie_large != 0, rank, P, chist, g)
+                                    p.tie_large != 0, rank, P, chist)
                           : Cut{0u, 0u, 0u, 0u, false};
-  if (!p.sorted && c.is_threshold()) {
-    write_above(p, s, src, c.above(), total, row, req, rank, P, g);
-    if (g.done) cluster_wait();  // the peers are done reading this CTA's list
-    return;
-  }
-  if (g.done) cluster_wait();  // before the cut's own cluster barriers
-  if constexpr (Src::IN_REGISTERS)
+  if (!p.sorted && c.is_threshold())
+    write_above(p, s, src, c.above(), total, row, req, rank, P);
+  else if constexpr (Src::IN_REGISTERS)
     write_cut_out_of_line(p, s, buf, src, c, total, row, req, rank, P);
   else
     write_cut(p, s, buf, src, c, total, row, req, rank, P);
@@ -1293,7 +1251,7 @@ extern "C" __global__ void __launch_bounds__(THREADS, MIN_BLOCKS) DSA_ENTRY_TOPK
       for (int j = threadIdx.x; j < p.k; j += THREADS) out[j] = transform_index(p, row, req, j < len ? j : -1);
     return;
   }
-  if (threadIdx.x == 0) { s.kth = 0; s.list_n = 0; s.list_high = 0; }
+  if (threadIdx.x == 0) { s.kth = 0; s.list_n = 0; }
   clear_bins(s.hist[0]);
   if (P > 1)
     for (int i = threadIdx.x; i < 3 * BINS; i += THREADS) chist[i] = 0;
