@@ -75,9 +75,7 @@ constexpr int RESIDENT = 16;                   // scores a thread holds for a re
 constexpr int RES_LOADS = RESIDENT / VEC;
 constexpr int TILE = THREADS * RESIDENT;       // longest resident segment
 constexpr int BINS = 2048;
-// Keys a resident select narrows to (the streaming form's buffer does that job, and its
-// shared memory decides how many blocks an SM holds).
-constexpr int LIST = SEGMENTS_RESIDENT ? 4096 : 4;
+constexpr int LIST = 2048;                     // keys a resident select narrows to after a digit
 constexpr int MAX_CLUSTER = 16;               // the plan's largest cluster (variant.rs)
 constexpr int PAIRS = 2;                       // buffer passes: two-entry groups per thread
 constexpr int STRIP = THREADS * PAIRS * 2;     // entries per buffer pass step
@@ -212,9 +210,8 @@ struct Shared {
   alignas(16) u32 hist[2][BINS];  // a select's digit histograms by pass parity: one counts, one is cleared
   u32 bin_sums[2][32];  // find_bin's per-warp sums, by pass parity
   u32 sel[2][3];        // find_bin's result (bin, need, eq), by pass parity
-  alignas(16) u32 list[LIST];  // keys of the row a resident select narrowed to (list_keys)
-  u32 list_n;           // this CTA's count of them, for the bin of the first digit
-  u32 floor_n;          // the same, for a cluster's keys at or above its floor
+  alignas(16) u32 list[LIST];  // keys of a resident segment in the bin its first digit chose
+  u32 list_n;
   u32 sink[32];         // per-lane targets of histogram increments that count nothing
   u32 part[2 * 64];   // scan partials per (group, warp): at most PAIRS * 32 = 128
   u32 warp_sums[2][32];  // group_offsets' packed warp counts, by the parity of its call
@@ -730,15 +727,15 @@ struct RegisterKeys {
   }
 };
 
-// Copy the keys `in` takes from the row's P sources into `s.list` of every CTA, in no
-// particular order (the select counts, it does not place), and return how many the cluster
-// has. This CTA's own come first (a count, a warp scan and one shared atomic a warp on
-// `count`, then the copy); with P > 1 the peers' follow, read from their lists, so that the
-// remaining digits need no cluster exchange. More than LIST: the list is incomplete (every CTA
-// of the cluster sees the same total).
-template <class Src, class In>
-__device__ u32 list_keys(Shared& s, const Src& src, In in, u32& count, u32 rank, u32 P) {
+// Copy the keys of the row's sources that have the prefix of `d` (at most d.eq <= LIST of them
+// in the cluster: the chosen bin's count) into `s.list` of every CTA, in no particular order
+// (the select counts, it does not place), and return how many. This CTA's own come first (a
+// count, a warp scan and one shared atomic a warp, then the copy); with P > 1 the peers'
+// follow, read from their lists, so that the remaining digits need no cluster exchange.
+template <class Src>
+__device__ u32 list_prefix(Shared& s, const Src& src, const Digits& d, u32 rank, u32 P) {
   const u32 lane = threadIdx.x & 31;
+  const auto in = [&](u32 key, bool valid) { return valid && ((key ^ d.prefix) & d.mask) == 0; };
   u32 c = 0;
   src.each([&](u32 key, bool valid) { c += in(key, valid); });
   u32 x = c;
@@ -748,21 +745,17 @@ __device__ u32 list_keys(Shared& s, const Src& src, In in, u32& count, u32 rank,
     if (lane >= o) x += y;
   }
   u32 base = 0;
-  if (lane == 31 && x) base = atomicAdd(&count, x);
+  if (lane == 31 && x) base = atomicAdd(&s.list_n, x);
   u32 at = __shfl_sync(0xffffffffu, base, 31) + x - c;
   src.each([&](u32 key, bool valid) {
-    if (in(key, valid)) {
-      if (at < LIST) s.list[at] = key;
-      ++at;
-    }
+    if (in(key, valid)) s.list[at++] = key;
   });
   __syncthreads();
-  const u32 own = count;
+  const u32 own = s.list_n;
   if (P == 1) return own;
   cluster_sync();  // every CTA's list and count are final; a CTA appends only past its own
   // Lane r: CTA r's count and where its keys go here (after ours and the other peers' before r).
-  const u32 cnt = lane_peer(smem_addr(&count), P, 0u), mine = lane == rank ? 0u : cnt;
-  if (__reduce_add_sync(0xffffffffu, cnt) > LIST) return LIST + 1;
+  const u32 cnt = lane_peer(smem_addr(&s.list_n), P, 0u), mine = lane == rank ? 0u : cnt;
   u32 end = mine;
 #pragma unroll
   for (int o = 1; o < 32; o <<= 1) {
@@ -805,10 +798,7 @@ __device__ Cut row_cut(Shared& s, const Src& src, u32 want, u32 total, u32 lo, u
     // A buffer's keys are few already: copying them out would cost the streaming loop
     // registers (ptxas spills in it), so a buffer's digits all run over the buffer.
     if (Src::IN_REGISTERS && d.eq <= LIST) {  // the chosen bin's keys (of the cluster) fit
-      const u32 n = list_keys(
-          s, src,
-          [&](u32 key, bool valid) { return valid && ((key ^ d.prefix) & d.mask) == 0; },
-          s.list_n, rank, P);
+      const u32 n = list_prefix(s, src, d, rank, P);
       select_passes(s, ListKeys{s.list, n}, d, 1, chist, 3);
     } else {
       select_passes(s, src, d, P, chist, 3);
@@ -1162,7 +1152,7 @@ __device__ __forceinline__ void write_above(const Params& p, Shared& s, const Sr
 }
 
 // A floor under which this CTA's keys (n of them, in [lo, hi]) cannot reach the row's top
-// `share` of them: the least key of the bin of two local digits where the count from the top
+// `share` of them: the least key of the bin of one local digit where the count from the top
 // reaches `share` (all of them if n <= share), and how many keys are at or above it.
 template <class Src>
 __device__ __forceinline__ void local_floor(Shared& s, const Src& src, u32 n, u32 lo, u32 hi,
@@ -1171,7 +1161,7 @@ __device__ __forceinline__ void local_floor(Shared& s, const Src& src, u32 n, u3
   at_or_above = n;
   if (n <= share) return;
   Digits d = start_digits(share, n, lo, hi);
-  select_passes(s, src, d, 1, nullptr, 2);
+  select_passes(s, src, d, 1, nullptr, 1);
   floor = d.prefix;
   at_or_above = share - d.need + d.eq;
 }
@@ -1213,27 +1203,9 @@ __device__ void finish(const Params& p, Shared& s, u64* buf, u32* chist, const S
     // them over the row's least floor.
     if (above >= k && floor > lo) { lo = floor; cands = above; below = true; }
   }
-  Cut c{0u, 0u, 0u, 0u, false};
-  if (total > k) {
-    bool cut = false;
-    if constexpr (Src::IN_REGISTERS) {
-      // Floors that few keys pass: gather those keys straight into every CTA's list and select
-      // there, with no cluster-wide digit at all (skewed rows pass too many: the digits then).
-      if (below && cands <= 3 * LIST / 4) {
-        const u32 m = list_keys(
-            s, src, [&](u32 key, bool valid) { return valid && key >= lo; }, s.floor_n, rank, P);
-        if (m <= LIST) {
-          Digits d = start_digits(k, m, lo, hi);
-          select_passes(s, ListKeys{s.list, m}, d, 1, chist, 3);
-          c = cut_of(d, p.tie_large != 0);
-          cut = true;
-        }
-      }
-    }
-    if (!cut)
-      c = row_cut(s, src, k, below ? cands : total, lo, hi, below, p.tie_large != 0, rank, P,
-                  chist);
-  }
+  const Cut c = total > k ? row_cut(s, src, k, below ? cands : total, lo, hi, below,
+                                    p.tie_large != 0, rank, P, chist)
+                          : Cut{0u, 0u, 0u, 0u, false};
   if (!p.sorted && c.is_threshold())
     write_above(p, s, src, c.above(), total, row, req, rank, P);
   else if constexpr (Src::IN_REGISTERS)
@@ -1279,7 +1251,7 @@ extern "C" __global__ void __launch_bounds__(THREADS, MIN_BLOCKS) DSA_ENTRY_TOPK
       for (int j = threadIdx.x; j < p.k; j += THREADS) out[j] = transform_index(p, row, req, j < len ? j : -1);
     return;
   }
-  if (threadIdx.x == 0) { s.kth = 0; s.list_n = 0; s.floor_n = 0; }
+  if (threadIdx.x == 0) { s.kth = 0; s.list_n = 0; }
   clear_bins(s.hist[0]);
   if (P > 1)
     for (int i = threadIdx.x; i < 3 * BINS; i += THREADS) chist[i] = 0;
