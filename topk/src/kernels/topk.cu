@@ -75,7 +75,9 @@ constexpr int RESIDENT = 16;                   // scores a thread holds for a re
 constexpr int RES_LOADS = RESIDENT / VEC;
 constexpr int TILE = THREADS * RESIDENT;       // longest resident segment
 constexpr int BINS = 2048;
-constexpr int LIST = 2048;                     // keys a resident select narrows to after a digit
+// Keys a resident select narrows to after a digit (the streaming form's buffer does that job,
+// and there shared memory decides how many blocks an SM holds).
+constexpr int LIST = SEGMENTS_RESIDENT ? 2048 : 4;
 constexpr int MAX_CLUSTER = 16;               // the plan's largest cluster (variant.rs)
 constexpr int PAIRS = 2;                       // buffer passes: two-entry groups per thread
 constexpr int STRIP = THREADS * PAIRS * 2;     // entries per buffer pass step
