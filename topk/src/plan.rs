@@ -238,12 +238,19 @@ fn default_threads(rows: usize, stride: usize, cluster: u32, device: &DeviceInfo
         .unwrap_or(if own_sm { 1024 } else { 512 })
 }
 
-/// CTAs per row without a tuned entry: the most (up to the portable cluster size, 8) that keep
-/// one CTA per SM for the whole batch, each streaming at least two chunks. (On the H100 sweep in
-/// BENCHMARKS.md, two CTAs of one row per SM and clusters of 16 were both slower.)
+/// CTAs per row without a tuned entry: the most that keep one CTA per SM for the whole batch,
+/// each streaming at least two chunks; up to the portable cluster size, 8, and 16 for a few
+/// rows, whose clusters of 16 each find most of a GPC free. (H200, `dsa tune topk`, session 6:
+/// 1x131072 on 512x16 16.4 us vs 1024x8 17.6, 1x262144 on 1024x16 17.4 vs 24.4; with 8 rows
+/// 1024x8 stays best.)
 fn default_cluster(chunk: u32, rows: usize, stride: usize, device: &DeviceInfo) -> u32 {
+    let most = if rows * MAX_CLUSTER as usize <= device.sm_count as usize / 2 {
+        MAX_CLUSTER
+    } else {
+        DEFAULT_MAX_CLUSTER
+    };
     let mut c = 1;
-    while c < DEFAULT_MAX_CLUSTER
+    while c < most
         && rows * (2 * c as usize) <= device.sm_count as usize
         && stride / (2 * c as usize) >= 2 * chunk as usize
     {
@@ -252,7 +259,7 @@ fn default_cluster(chunk: u32, rows: usize, stride: usize, device: &DeviceInfo) 
     c
 }
 
-/// The portable cluster size: larger clusters only when tuned or asked for.
+/// The portable cluster size: larger clusters only for a few rows, when tuned or asked for.
 const DEFAULT_MAX_CLUSTER: u32 = 8;
 
 #[cfg(test)]
@@ -277,8 +284,9 @@ mod tests {
     #[test]
     fn clusters_fill_the_gpu_in_one_wave_on_hopper() {
         let cluster = |rows, stride| plan_with(rows, stride, 2048, None).cluster();
-        // One request of 128K: the largest portable cluster.
-        assert_eq!(cluster(1, 131072), 8);
+        // One to four requests of 128K: clusters of 16; eight: the largest portable cluster.
+        assert_eq!(cluster(1, 131072), 16);
+        assert_eq!(cluster(4, 131072), 16);
         assert_eq!(cluster(8, 131072), 8);
         // 64 rows: one CTA per SM.
         assert_eq!(cluster(64, 131072), 2);
@@ -304,7 +312,8 @@ mod tests {
     #[test]
     fn blocks_are_the_smallest_that_hold_a_segment_else_1024_with_an_sm_each() {
         let threads = |rows, stride| plan_with(rows, stride, 2048, None).variant().threads;
-        assert_eq!(threads(1, 131072), 1024);
+        assert_eq!(threads(1, 131072), 512); // 16 CTAs of 8192
+        assert_eq!(threads(8, 131072), 1024);
         assert_eq!(threads(64, 131072), 1024);
         assert_eq!(threads(64, 8192), 512);
         assert_eq!(threads(1, 32768), 512);
@@ -319,7 +328,7 @@ mod tests {
         for (rows, stride) in [(1, 1 << 20), (64, 131072), (4096, 4096)] {
             assert_eq!(plan_with(rows, stride, 4096, None).workspace_bytes(), 0);
         }
-        let p = plan_with(1, 131072, 2048, Some(512));
+        let p = plan_with(8, 131072, 2048, Some(512));
         assert_eq!(p.cluster(), 8);
         assert_eq!(p.dynamic_smem(), (2048 + 2 * 512 * 8) * 8 + 3 * 2048 * 4);
     }
