@@ -32,6 +32,10 @@
 // every segment, entered with >=, as equal keys elsewhere may win on index). The final select
 // runs over the union of the candidates: its first digit with cluster-wide histograms in
 // distributed shared memory, the rest over the chosen bin's keys gathered into every CTA.
+// Resident CTAs first each find a local floor their share of k reaches, so that first digit
+// starts from the least of them. Distributed shared memory costs per request (ncu and timers:
+// 2048 scalar reads a CTA took 2 us), so exchanges move 16 bytes a request and a warp's
+// requests go to one peer.
 //
 // Final select. Radix select (digits of 11, 11 and 10 bits over the bits where the keys'
 // range differs, most significant first) finds the k-th key K and the rank window [lo, hi) of
