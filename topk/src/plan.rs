@@ -240,11 +240,13 @@ fn default_threads(rows: usize, stride: usize, cluster: u32, device: &DeviceInfo
 
 /// CTAs per row without a tuned entry: the most that keep one CTA per SM for the whole batch,
 /// each streaming at least two chunks; up to the portable cluster size, 8, and 16 for a few
-/// rows, whose clusters of 16 each find most of a GPC free. (H200, `dsa tune topk`, session 6:
-/// 1x131072 on 512x16 16.4 us vs 1024x8 17.6, 1x262144 on 1024x16 17.4 vs 24.4; with 8 rows
-/// 1024x8 stays best.)
+/// rows on full-size parts, whose clusters of 16 each find most of a GPC free. (H200, `dsa tune
+/// topk`, session 6: 1x131072 on 512x16 16.4 us vs 1024x8 17.6, 1x262144 on 1024x16 17.4 vs
+/// 24.4; with 8 rows 1024x8 stays best. A cut-down part, e.g. 78 SMs, may have no GPC that holds
+/// 16 CTAs, so it keeps 8.)
 fn default_cluster(chunk: u32, rows: usize, stride: usize, device: &DeviceInfo) -> u32 {
-    let most = if rows * MAX_CLUSTER as usize <= device.sm_count as usize / 2 {
+    let sms = device.sm_count as usize;
+    let most = if sms >= FULL_SIZE_SMS && rows * MAX_CLUSTER as usize <= sms / 2 {
         MAX_CLUSTER
     } else {
         DEFAULT_MAX_CLUSTER
@@ -261,6 +263,10 @@ fn default_cluster(chunk: u32, rows: usize, stride: usize, device: &DeviceInfo) 
 
 /// The portable cluster size: larger clusters only for a few rows, when tuned or asked for.
 const DEFAULT_MAX_CLUSTER: u32 = 8;
+
+/// SMs of the parts clusters of 16 were measured on (H100 and H200 SXM); larger parts have
+/// larger GPCs.
+const FULL_SIZE_SMS: usize = 132;
 
 #[cfg(test)]
 mod tests {
@@ -295,6 +301,13 @@ mod tests {
         assert_eq!(cluster(1024, 8192), 1);
         assert_eq!(cluster(1, 8192), 1);
         assert_eq!(cluster(1, 32768), 4);
+        // A cut-down part keeps the portable size.
+        let small = DeviceInfo {
+            sm_count: 78,
+            ..DeviceInfo::H100
+        };
+        let p = TopkPlan::new(TopkConfig::new(2048), 1, 131072, &small, Tuning::default());
+        assert_eq!(p.unwrap().cluster(), 8);
         // No clusters before sm_90.
         let a100 = DeviceInfo {
             compute_capability: (8, 0),
