@@ -253,7 +253,7 @@ fn default_cluster(chunk: u32, rows: usize, stride: usize, device: &DeviceInfo) 
     };
     let mut c = 1;
     while c < most
-        && rows * (2 * c as usize) <= device.sm_count as usize
+        && rows * (2 * c as usize) <= sms
         && stride / (2 * c as usize) >= 2 * chunk as usize
     {
         c *= 2;

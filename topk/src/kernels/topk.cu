@@ -210,7 +210,7 @@ __device__ __forceinline__ void row_sync(u32 P) {
   if (P > 1) cluster_sync(); else __syncthreads();
 }
 
-enum { PUB_N, PUB_LO, PUB_HI, PUB_FLOOR, PUB_ABOVE };
+enum { PUB_N, PUB_LO, PUB_HI, PUB_FLOOR };
 
 struct Shared {
   alignas(16) u32 hist[2][BINS];  // a select's digit histograms by pass parity: one counts, one is cleared
@@ -225,9 +225,10 @@ struct Shared {
   u32 total;
   u32 kth;            // this CTA's floor for the cluster (>=: keys below it never win); 0 none
   u32 wmin[32], wmax[32];
-  // For the peers (finish): this CTA's key count and range, its local floor and its keys at or
-  // above that floor (PUB_* order), read in two 16-byte requests.
-  alignas(16) u32 pub[8];
+  // For the peers (finish): this CTA's key count and range, its local floor (PUB_* order, one
+  // 16-byte request), and its keys at or above that floor.
+  alignas(16) u32 pub[4];
+  u32 above_pub;
   u32 gt_from[MAX_CLUSTER], eq_from[MAX_CLUSTER];  // earlier CTAs' counts of the cut (push_to)
 };
 
@@ -490,14 +491,14 @@ __device__ void select_passes(Shared& s, const Src& src, Digits& d, u32 P, u32* 
       const u32 span = nb >= P ? nb / P : 1u;
       const u32 sum = smem_addr(chist + d.pass * BINS);
       for (u32 b = threadIdx.x; b < nb; b += THREADS)
-        if (s.hist[h][b]) peer_add(peer(sum + 4 * b, min(b / span, P - 1)), s.hist[h][b]);
+        if (s.hist[h][b]) peer_add(peer(sum + 4 * b, b / span), s.hist[h][b]);
       cluster_sync();
       if (span % 4 == 0) {
         for (u32 q = threadIdx.x; 4 * q < nb; q += THREADS)
           reinterpret_cast<uint4*>(s.hist[h])[q] = peer_load4(peer(sum + 16 * q, 4 * q / span));
       } else {  // a narrow last digit
         for (u32 b = threadIdx.x; b < nb; b += THREADS)
-          s.hist[h][b] = peer_load(peer(sum + 4 * b, min(b / span, P - 1)));
+          s.hist[h][b] = peer_load(peer(sum + 4 * b, b / span));
       }
       __syncthreads();
     }
@@ -1194,17 +1195,16 @@ __device__ void finish(const Params& p, Shared& s, u64* buf, u32* chist, const S
     // peer may be written before it (it may not have started).
     if (threadIdx.x == 0) {
       s.pub[PUB_N] = n; s.pub[PUB_LO] = lo; s.pub[PUB_HI] = hi;
-      s.pub[PUB_FLOOR] = floor; s.pub[PUB_ABOVE] = above;
+      s.pub[PUB_FLOOR] = floor; s.above_pub = above;
     }
     cluster_sync();
     const u32 lane = threadIdx.x & 31, at = smem_addr(s.pub);
-    uint4 a = make_uint4(0u, 0xffffffffu, 0u, 0xffffffffu), b = make_uint4(0u, 0u, 0u, 0u);
-    if (lane < P) { a = peer_load4(peer(at, lane)); b = peer_load4(peer(at + 16, lane)); }
+    const uint4 a = lane < P ? peer_load4(peer(at, lane)) : make_uint4(0u, ~0u, 0u, ~0u);
     total = __reduce_add_sync(0xffffffffu, a.x);
     lo = __reduce_min_sync(0xffffffffu, a.y);
     hi = __reduce_max_sync(0xffffffffu, a.z);
     floor = __reduce_min_sync(0xffffffffu, a.w);
-    above = __reduce_add_sync(0xffffffffu, b.x);
+    above = __reduce_add_sync(0xffffffffu, lane_peer(smem_addr(&s.above_pub), P, 0u));
     // Every CTA holds at least its `above` keys at or over its floor, so at least the sum of
     // them over the row's least floor.
     if (above >= k && floor > lo) { lo = floor; cands = above; below = true; }
