@@ -12,12 +12,12 @@ def median_us(fn, inputs, warmup=5, iters=50):
         fn(inputs[i % len(inputs)])
     starts = [torch.cuda.Event(enable_timing=True) for _ in range(iters)]
     ends = [torch.cuda.Event(enable_timing=True) for _ in range(iters)]
-    # As dsa's median_gpu_us: a memset before each start event keeps the GPU busy while the
-    # host enqueues the run, so the interval is GPU time, not Python's launch cost (larger than
-    # dsa's 64 MiB: Python enqueues a run in 10-20 us).
-    pad = torch.empty(256 << 20, dtype=torch.uint8, device="cuda")
+    # As dsa's median_gpu_us: a spin before each start event keeps the GPU busy while the host
+    # enqueues the run, so the interval is GPU time, not Python's launch cost; a clock loop, not
+    # a memset, whose dirty lines in L2 would steal the run's bandwidth. Longer than dsa's 50k
+    # cycles: Python enqueues a run in 10-20 us.
     for i in range(iters):
-        pad.zero_()
+        torch.cuda._sleep(200_000)
         starts[i].record(); fn(inputs[i % len(inputs)]); ends[i].record()
     torch.cuda.synchronize()
     t = sorted(s.elapsed_time(e) * 1e3 for s, e in zip(starts, ends))

@@ -5,8 +5,12 @@
 //! and CUDA-graph capture all go through the same code path; the typed slice wrappers only
 //! extract pointers.
 
+use crate::cache::KernelCache;
 use crate::error::{JitError, Result};
-use cudarc::driver::{CudaContext, CudaStream, DevicePtr, sys};
+use crate::spec::{KernelSpec, KernelVariant};
+use cudarc::driver::{CudaContext, CudaStream, DevicePtr, LaunchConfig, PushKernelArg, sys};
+use once_cell::sync::Lazy;
+use std::fmt;
 use std::sync::Arc;
 
 /// Facts about a device that launch planning needs, read once on the host.
@@ -129,15 +133,59 @@ pub fn check_aligned(name: &'static str, addr: u64, align: u64) -> Result<(), Pt
     Ok(())
 }
 
-/// Bytes of the memset that precedes each timed run of [`median_gpu_us`] (about 15-25 µs of
-/// GPU work): the GPU is still busy with it while the host enqueues the start event, the run
+/// SM clock cycles of the spin queued before each timed run of [`median_gpu_us`] (about 25 µs
+/// at 2 GHz): the GPU is still busy with it while the host enqueues the start event, the run
 /// and the end event, so the interval is the run's GPU time and not the host's launch cost,
 /// which a short kernel's events would otherwise take in whenever the host enqueues slower than
-/// the GPU drains (triton's `do_bench` gets the same from its cache clear).
-pub const QUEUE_PAD_BYTES: usize = 64 << 20;
+/// the GPU drains. A clock loop rather than a memset (what triton's `do_bench` queues): a
+/// memset larger than L2 leaves dirty lines whose write-back steals bandwidth from the run
+/// (H200: a 32 MB read took 15.3 µs after a 64 MiB memset, 11.9 after the spin).
+pub const QUEUE_PAD_CYCLES: i64 = 50_000;
+
+/// The spin kernel of the queue pad (one variant).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct QueuePad;
+
+impl fmt::Display for QueuePad {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("queue_pad")
+    }
+}
+
+impl KernelVariant for QueuePad {
+    fn spec(&self) -> KernelSpec {
+        KernelSpec::new(
+            "timing",
+            self.to_string(),
+            include_str!("kernels/queue_pad.cu"),
+            Vec::new(),
+            &["SPIN"],
+        )
+    }
+}
+
+fn timing_specs() -> Vec<KernelSpec> {
+    vec![QueuePad.spec()]
+}
+
+crate::register_family!("timing", timing_specs);
+
+static QUEUE_PAD: Lazy<KernelCache<QueuePad>> = Lazy::new(|| KernelCache::new(|_| 0));
+
+/// Queue [`QUEUE_PAD_CYCLES`] of spinning on `stream`.
+fn queue_pad(stream: &Arc<CudaStream>) -> Result<()> {
+    let kernel = QUEUE_PAD.get(stream.context(), &QueuePad)?;
+    let cycles = QUEUE_PAD_CYCLES;
+    let mut launch = stream.launch_builder(kernel.function("SPIN"));
+    launch.arg(&cycles);
+    // SAFETY: the kernel takes one i64 by value and touches no memory.
+    unsafe { launch.launch(LaunchConfig::for_num_elems(1)) }
+        .map(|_| ())
+        .map_err(|e| JitError::driver("queueing the timing pad", e))
+}
 
 /// Median GPU time in microseconds of `iters` runs of `f` on `stream`, after `warmup` runs,
-/// each run bracketed by its own pair of CUDA events after a [`QUEUE_PAD_BYTES`] memset.
+/// each run bracketed by its own pair of CUDA events after a [`QUEUE_PAD_CYCLES`] spin.
 /// `f(i)` gets the run index so callers can rotate inputs (fresh data per run, larger than L2).
 pub fn median_gpu_us(
     stream: &Arc<CudaStream>,
@@ -154,13 +202,8 @@ pub fn median_gpu_us(
     let ev = |_| ctx.new_event(flags).map_err(drv("creating a timing event"));
     let starts = (0..iters).map(ev).collect::<Result<Vec<_>>>()?;
     let ends = (0..iters).map(ev).collect::<Result<Vec<_>>>()?;
-    let mut pad = stream
-        .alloc_zeros::<u8>(QUEUE_PAD_BYTES)
-        .map_err(drv("allocating the queue pad"))?;
     for i in 0..iters {
-        stream
-            .memset_zeros(&mut pad)
-            .map_err(drv("clearing the queue pad"))?;
+        queue_pad(stream)?;
         starts[i]
             .record(stream)
             .map_err(drv("recording an event"))?;

@@ -1220,13 +1220,12 @@ __device__ void finish(const Params& p, Shared& s, u64* buf, u32* chist, const S
     write_cut(p, s, buf, src, c, total, row, req, rank, P);
 }
 
-// Select and write a row whose segment [s0, s1) fits in registers.
+// Select and write a row whose candidates [s0, s1) are loaded in `raw` (a segment load_vecs
+// read from s0; slots past s1 are masked).
 template <bool FULL>
 __device__ __forceinline__ void resident(const Params& p, Shared& s, u64* buf, u32* chist,
-                                         const SCORE_T* rowp, u32 s0, u32 s1, int row, int req,
-                                         u32 rank, u32 P) {
-  Vecs<RES_LOADS> raw;
-  load_vecs<RES_LOADS, FULL>(raw, rowp, FULL || is_aligned(rowp), s0, s1);
+                                         const Vecs<RES_LOADS>& raw, u32 s0, u32 s1, int row,
+                                         int req, u32 rank, u32 P) {
   u32 lo = 0xffffffffu, hi = 0u;
   const auto keys = keys_of<FULL>(raw, s0, s1, lo, hi);
   finish(p, s, buf, chist, keys, s1 - s0, lo, hi, row, req, rank, P);
@@ -1248,6 +1247,24 @@ extern "C" __global__ void __launch_bounds__(THREADS, MIN_BLOCKS) DSA_ENTRY_TOPK
   const u32 rank = blockIdx.x & (P - 1);
   i64 start, len;
   row_window(p, row, start, len);
+#if SEGMENTS_RESIDENT
+  // Segments are whole chunks, so every vector load of an aligned row stays aligned. With P > 1
+  // and no row starts the window starts at 0 and the segments split the stride, so a CTA's
+  // loads need no device data and leave before the row's length arrives (the part past the
+  // length is read, in bounds, and masked). Every CTA of a cluster sees the same split.
+  const bool early = P > 1 && !p.row_starts;
+  const i64 span = early ? p.stride : len;
+  const i64 seg = (((span + P - 1) >> plog) + CHUNK - 1) / CHUNK * CHUNK;
+  const u32 s0 = (u32)min(span, (i64)rank * seg), s1 = (u32)min(span, (i64)s0 + seg);
+  const SCORE_T* rowp = reinterpret_cast<const SCORE_T*>(p.scores) + (i64)row * p.stride + start;
+  const bool full = s1 - s0 == (u32)TILE && is_aligned(rowp);
+  Vecs<RES_LOADS> raw;
+  const auto load = [&] {
+    if (full) load_vecs<RES_LOADS, true>(raw, rowp, true, s0, s1);
+    else load_vecs<RES_LOADS>(raw, rowp, is_aligned(rowp), s0, s1);
+  };
+  if (early) load();
+#endif
   const int req = p.transform == 2 ? find_request(p, row) : -1;
   if (!p.sorted && len <= (i64)p.k) {
     // Every candidate is in the set and the order is by index: no score needs reading. The
@@ -1261,20 +1278,20 @@ extern "C" __global__ void __launch_bounds__(THREADS, MIN_BLOCKS) DSA_ENTRY_TOPK
   clear_bins(s.hist[0]);
   if (P > 1)
     for (int i = threadIdx.x; i < 3 * BINS; i += THREADS) chist[i] = 0;
-
-  // Segments are whole chunks, so every vector load of an aligned row stays aligned. Every CTA
-  // of a cluster sees the same `seg`, so all take the same path below.
+#if SEGMENTS_RESIDENT
+  // A row of one CTA is loaded only when its scores are needed (many prefill rows are not).
+  if (!early) load();
+  // The plan launches this form only when every segment (at most the stride's share) fits a
+  // tile. finish's first barrier covers the zeroing above (no peer is read before it).
+  const u32 e1 = (u32)min((i64)s1, len), e0 = min(s0, e1);  // the candidates among the loads
+  if (full && e1 == s1)
+    resident<true>(p, s, buf, chist, raw, s0, s1, row, req, rank, P);
+  else
+    resident<false>(p, s, buf, chist, raw, e0, e1, row, req, rank, P);
+#else
   const i64 seg = (((len + P - 1) >> plog) + CHUNK - 1) / CHUNK * CHUNK;
   const u32 s0 = (u32)min(len, (i64)rank * seg), s1 = (u32)min(len, (i64)s0 + seg);
   const SCORE_T* rowp = reinterpret_cast<const SCORE_T*>(p.scores) + (i64)row * p.stride + start;
-#if SEGMENTS_RESIDENT
-  // The plan launches this form only when every segment (at most the stride's share) fits a
-  // tile. finish's first barrier covers the zeroing above (no peer is read before it).
-  if (s1 - s0 == (u32)TILE && is_aligned(rowp))
-    resident<true>(p, s, buf, chist, rowp, s0, s1, row, req, rank, P);
-  else
-    resident<false>(p, s, buf, chist, rowp, s0, s1, row, req, rank, P);
-#else
   row_sync(P);  // peers have started, floors and cluster histograms are zero
   const bool tie_large = p.tie_large != 0;
   Stream st;
