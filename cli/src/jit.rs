@@ -162,12 +162,7 @@ fn clear() -> Result<()> {
 
 /// The kernel `dsa jit bench` times: top-k f32, 512 threads, k up to 2048.
 fn probe_variant() -> TopkVariant {
-    TopkVariant {
-        dtype: ScoreDtype::F32,
-        threads: 512,
-        kmax: 2048,
-        resident: false,
-    }
+    TopkVariant::streaming(ScoreDtype::F32, 512, 2048)
 }
 
 /// Average time of `f` over `n` calls, nanoseconds.

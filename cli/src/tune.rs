@@ -8,7 +8,7 @@ use crate::table::Table;
 use dsa_benches::Gpu;
 use dsa_benches::workload::{TopkWorkload, median_us};
 use dsa_jit_cache::tuning::{Entry, TuningDb, topk_bucket};
-use dsa_topk::variant::{MAX_CLUSTER, THREADS};
+use dsa_topk::variant::{MAX_CLUSTER, RESIDENT, THREADS, WIDE_RESIDENT};
 use dsa_topk::{TopkConfig, TopkPlan, Tuning};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::Path;
@@ -36,7 +36,9 @@ pub fn run(a: &TuneArgs) -> Result<()> {
 }
 
 /// Every [`Tuning`] of top-k: threads per block (the chunk a block streams) times CTAs per row
-/// (the cluster; up to 16 on sm_90+, only shapes of at most two waves of blocks).
+/// (the cluster; up to 16 on sm_90+, only shapes of at most two waves of blocks), and for
+/// blocks of up to 512 threads whose rows stay in registers with 32 scores a thread, that form
+/// too.
 fn candidates(gpu: &Gpu, config: TopkConfig, rows: usize, stride: usize) -> Result<Vec<TopkPlan>> {
     let max_cluster = if gpu.info.compute_capability.0 >= 9 {
         MAX_CLUSTER
@@ -49,33 +51,44 @@ fn candidates(gpu: &Gpu, config: TopkConfig, rows: usize, stride: usize) -> Resu
     let mut out = Vec::new();
     for cluster in clusters {
         for &threads in &THREADS {
-            let tuning = Tuning {
-                threads: Some(threads),
-                cluster: Some(cluster),
-            };
-            out.push(TopkPlan::with_db(
-                config,
-                rows,
-                stride,
-                &gpu.info,
-                tuning,
-                &TuningDb::empty(),
-            )?);
+            for keys in [RESIDENT, WIDE_RESIDENT] {
+                if keys == WIDE_RESIDENT && threads > 512 {
+                    continue;
+                }
+                let tuning = Tuning {
+                    threads: Some(threads),
+                    cluster: Some(cluster),
+                    keys: Some(keys),
+                };
+                let plan =
+                    TopkPlan::with_db(config, rows, stride, &gpu.info, tuning, &TuningDb::empty())?;
+                // 32 scores a thread only matter where the rows stay in registers.
+                if keys == RESIDENT || plan.variant().keys == keys && plan.resident() {
+                    out.push(plan);
+                }
+            }
         }
     }
     Ok(out)
 }
 
-fn params(p: &TopkPlan) -> [(&'static str, u64); 2] {
+fn params(p: &TopkPlan) -> [(&'static str, u64); 3] {
     [
         ("threads", p.variant().threads as u64),
         ("cluster", p.cluster() as u64),
+        ("keys", p.variant().keys as u64),
     ]
 }
 
-/// `threads/CTAs per row`.
+/// `threads/CTAs per row`, and `x32` for 32 resident scores a thread.
 fn label(p: &TopkPlan) -> String {
-    format!("{}/{}", p.variant().threads, p.cluster())
+    let v = p.variant();
+    let wide = if v.resident && v.keys != RESIDENT {
+        format!("x{}", v.keys)
+    } else {
+        String::new()
+    };
+    format!("{}/{}{wide}", v.threads, p.cluster())
 }
 
 fn topk(path: &Path, a: &TopkShapeArgs) -> Result<()> {

@@ -133,6 +133,9 @@ impl DsaTopkConfig {
         let tuning = Tuning {
             threads: launch_knob("config.threads", self.threads)?,
             cluster: launch_knob("config.cluster", self.cluster)?,
+            // Resident scores a thread: the tuning database's or the heuristic's (the C struct
+            // keeps its layout).
+            keys: None,
         };
         let config = TopkConfig {
             k,

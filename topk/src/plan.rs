@@ -2,7 +2,9 @@
 
 use crate::config::{MAX_K, OutputOrder, TopkConfig, Transform};
 use crate::error::{Result, TopkError};
-use crate::variant::{KMAX, MAX_CLUSTER, PER_THREAD, RESIDENT, THREADS, TopkVariant};
+use crate::variant::{
+    KMAX, MAX_CLUSTER, PER_THREAD, RESIDENT, THREADS, TopkVariant, WIDE_RESIDENT,
+};
 use dsa_jit_cache::DeviceInfo;
 use dsa_jit_cache::tuning::{TuningDb, topk_bucket};
 
@@ -17,6 +19,9 @@ pub struct Tuning {
     /// CTAs that share one row (a thread-block cluster, 1..=16, a power of two; sm_90 and
     /// newer only, else 1); `None`: the heuristic.
     pub cluster: Option<u32>,
+    /// Scores a thread holds when every segment fits in registers: 16, or 32 with 256 or 512
+    /// threads (a larger tile a block, fewer blocks an SM); `None`: the heuristic.
+    pub keys: Option<u32>,
 }
 
 /// A planned top-k for a fixed `[rows, stride]` shape.
@@ -125,19 +130,32 @@ impl TopkPlan {
                 }
             }),
         };
-        let threads =
-            chosen_threads.unwrap_or_else(|| default_threads(rows, stride, cluster, device));
-        let streaming = TopkVariant {
-            dtype: config.dtype,
-            threads,
-            kmax,
-            resident: false,
+        let valid_keys = |k: u32| k == RESIDENT || k == WIDE_RESIDENT;
+        let chosen_keys = match tuning.keys {
+            Some(k) if valid_keys(k) => Some(k),
+            Some(k) => {
+                return Err(TopkError::Shape(format!(
+                    "keys = {k}: need {RESIDENT} or {WIDE_RESIDENT}"
+                )));
+            }
+            None => tuned("keys").filter(|&k| valid_keys(k)),
         };
-        let resident = segments_fit(&streaming, stride, cluster);
-        let variant = if resident {
-            TopkVariant::resident(config.dtype, threads)
+        let (threads, keys) = match (chosen_threads, chosen_keys) {
+            (Some(t), Some(k)) => (t, k),
+            (Some(t), None) => (t, RESIDENT),
+            (None, Some(k)) => (default_threads(rows, stride, cluster, k, device), k),
+            (None, None) => default_shape(rows, stride, cluster, device),
+        };
+        if keys == WIDE_RESIDENT && threads > 512 {
+            return Err(TopkError::Shape(format!(
+                "keys = {keys} needs threads <= 512, not {threads}"
+            )));
+        }
+        let wide = TopkVariant::resident(config.dtype, threads, keys);
+        let variant = if segments_fit(&wide, stride, cluster) {
+            wide
         } else {
-            streaming
+            TopkVariant::streaming(config.dtype, threads, kmax)
         };
         Ok(TopkPlan {
             config,
@@ -223,19 +241,47 @@ fn segments_fit(v: &TopkVariant, stride: usize, cluster: u32) -> bool {
 /// Block size the default cluster is planned with.
 const CLUSTER_PLAN_THREADS: u32 = 512;
 
-/// Block size without a tuned entry: the smallest block that holds a row's segment in
-/// registers (1024 only when each CTA has an SM to itself), so that more blocks share an SM and
-/// hide each other's barriers; for streamed rows 1024 threads when each CTA has an SM of its own,
-/// else 512, so two CTAs share an SM and one's barriers overlap the other's loads. These are the
-/// winners of the H100 block-size x cluster sweep in BENCHMARKS.md (session 3).
-fn default_threads(rows: usize, stride: usize, cluster: u32, device: &DeviceInfo) -> u32 {
+/// Block size without a tuned entry, for `keys` resident scores a thread: the smallest block
+/// that holds a row's segment in registers (1024 only when each CTA has an SM to itself), so
+/// that more blocks share an SM and hide each other's barriers; for streamed rows 1024 threads
+/// when each CTA has an SM of its own, else 512, so two CTAs share an SM and one's barriers
+/// overlap the other's loads. These are the winners of the H100 block-size x cluster sweep in
+/// BENCHMARKS.md (session 3).
+fn default_threads(
+    rows: usize,
+    stride: usize,
+    cluster: u32,
+    keys: u32,
+    device: &DeviceInfo,
+) -> u32 {
     let own_sm = rows * cluster as usize <= device.sm_count as usize;
     let seg = stride.div_ceil(cluster as usize);
     THREADS
         .into_iter()
-        .filter(|&t| own_sm || t < 1024)
-        .find(|&t| seg.next_multiple_of((t * PER_THREAD) as usize) <= (t * RESIDENT) as usize)
+        .filter(|&t| (own_sm || t < 1024) && (keys == RESIDENT || t <= 512))
+        .find(|&t| seg.next_multiple_of((t * PER_THREAD) as usize) <= (t * keys) as usize)
         .unwrap_or(if own_sm { 1024 } else { 512 })
+}
+
+/// Block size and resident scores a thread without a tuned entry: [`default_threads`] with 16
+/// scores a thread, except where 32 were measured faster (H200, session 7, same call): rows of
+/// one CTA that fill the GPU four times over and whose segment takes 256 threads of 32 rather
+/// than 512 of 16 (1024 x 8192: 28.3 vs 30.9 us, 3 blocks of 256 an SM), and clusters of 8 or
+/// 16 whose segment takes 512 threads of 32 rather than 1024 of 16 (1 x 262144: 16.6 vs 20.2,
+/// 4 x 262144: 17.2 vs 20.5, 8 x 131072: 15.1 vs 16.5).
+fn default_shape(rows: usize, stride: usize, cluster: u32, device: &DeviceInfo) -> (u32, u32) {
+    let threads = default_threads(rows, stride, cluster, RESIDENT, device);
+    let seg = stride.div_ceil(cluster as usize);
+    let fits =
+        |t: u32, keys: u32| seg.next_multiple_of((t * PER_THREAD) as usize) <= (t * keys) as usize;
+    let many = rows * cluster as usize >= 4 * device.sm_count as usize;
+    if cluster == 1 && many && threads == 512 && fits(512, RESIDENT) && fits(256, WIDE_RESIDENT) {
+        (256, WIDE_RESIDENT)
+    } else if cluster >= 8 && threads == 1024 && fits(1024, RESIDENT) && fits(512, WIDE_RESIDENT) {
+        (512, WIDE_RESIDENT)
+    } else {
+        (threads, RESIDENT)
+    }
 }
 
 /// CTAs per row without a tuned entry: the most that keep one CTA per SM for the whole batch,
@@ -326,14 +372,52 @@ mod tests {
     fn blocks_are_the_smallest_that_hold_a_segment_else_1024_with_an_sm_each() {
         let threads = |rows, stride| plan_with(rows, stride, 2048, None).variant().threads;
         assert_eq!(threads(1, 131072), 512); // 16 CTAs of 8192
-        assert_eq!(threads(8, 131072), 1024);
+        assert_eq!(threads(8, 262144), 1024); // streamed, 8 CTAs of 32768
         assert_eq!(threads(64, 131072), 1024);
         assert_eq!(threads(64, 8192), 512);
         assert_eq!(threads(1, 32768), 512);
         assert_eq!(threads(4096, 4096), 256);
         assert_eq!(threads(256, 262144), 512);
-        assert_eq!(threads(1024, 8192), 512);
+        assert_eq!(threads(256, 8192), 512);
         assert_eq!(plan_with(1, 131072, 2048, Some(256)).variant().threads, 256);
+    }
+
+    #[test]
+    fn thirty_two_resident_scores_a_thread_where_measured_faster() {
+        let shape = |rows, stride| {
+            let p = plan_with(rows, stride, 2048, None);
+            (
+                p.variant().threads,
+                p.variant().keys,
+                p.resident(),
+                p.cluster(),
+            )
+        };
+        // Rows of one CTA filling the GPU four times over: 256 threads of 32, not 512 of 16.
+        assert_eq!(shape(1024, 8192), (256, 32, true, 1));
+        assert_eq!(shape(256, 8192), (512, 16, true, 1));
+        assert_eq!(shape(4096, 4096), (256, 16, true, 1));
+        // Clusters of 8 or 16 whose segment would take 1024 threads of 16: 512 of 32.
+        assert_eq!(shape(1, 262144), (512, 32, true, 16));
+        assert_eq!(shape(8, 131072), (512, 32, true, 8));
+        assert_eq!(shape(1, 131072), (512, 16, true, 16));
+        assert_eq!(shape(64, 32768), (1024, 16, true, 2));
+        // Streamed rows keep 16 (the knob only shapes the resident form).
+        assert_eq!(shape(64, 131072), (1024, 16, false, 2));
+        // Forced: 32 needs at most 512 threads; only 16 or 32.
+        let forced = |threads, keys| {
+            let t = Tuning {
+                threads,
+                keys: Some(keys),
+                ..Tuning::default()
+            };
+            TopkPlan::new(TopkConfig::new(2048), 1, 8192, &DeviceInfo::H100, t)
+        };
+        let p = forced(None, 32).unwrap();
+        assert_eq!((p.variant().threads, p.variant().keys), (256, 32));
+        assert_eq!(forced(Some(512), 32).unwrap().variant().tile(), 16384);
+        assert!(forced(Some(1024), 32).is_err());
+        assert!(forced(None, 8).is_err());
     }
 
     #[test]

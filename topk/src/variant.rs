@@ -10,8 +10,12 @@ const SOURCE: &str = include_str!("kernels/topk.cu");
 pub const THREADS: [u32; 3] = [256, 512, 1024];
 /// Scores each thread filters per chunk (mirrors `PER_THREAD` in topk.cu).
 pub const PER_THREAD: u32 = 8;
-/// Scores a thread holds in registers for a resident segment (mirrors `RESIDENT`).
+/// Scores a thread holds in registers for a resident segment (mirrors `RESIDENT`): the
+/// default, and the wide form's (256 or 512 threads only: more registers a thread, fewer
+/// blocks an SM).
 pub const RESIDENT: u32 = 16;
+/// Scores a thread holds in the wide resident form.
+pub const WIDE_RESIDENT: u32 = 32;
 /// Buffer size classes: a variant serves every `k <= kmax`.
 pub const KMAX: [u32; 4] = [512, 1024, 2048, MAX_K as u32];
 /// Largest number of CTAs sharing a row (a thread-block cluster).
@@ -23,7 +27,7 @@ const BINS: u32 = 2048;
 /// cluster size are run-time arguments: they do not change the kernel's shape.
 ///
 /// A variant holds one of the kernel's two forms: *resident* (every segment fits in registers,
-/// `RESIDENT` scores a thread; no buffer of `k`, so `kmax` is [`MAX_K`]) or *streaming* (the
+/// `keys` scores a thread; no buffer of `k`, so `kmax` is [`MAX_K`]) or *streaming* (the
 /// candidate buffer sized by `kmax`). Compiling them apart gives each form its own register
 /// allocation and halves the code NVRTC compiles per variant.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -36,6 +40,9 @@ pub struct TopkVariant {
     pub kmax: u32,
     /// The resident form (segments of at most [`TopkVariant::tile`] scores).
     pub resident: bool,
+    /// Scores a thread holds in the resident form: [`RESIDENT`], or [`WIDE_RESIDENT`] with 256
+    /// or 512 threads (a streaming variant keeps [`RESIDENT`]).
+    pub keys: u32,
 }
 
 impl TopkVariant {
@@ -52,7 +59,7 @@ impl TopkVariant {
     /// Longest segment (a row's share of one CTA) held in registers rather than streamed
     /// (mirrors `TILE`).
     pub fn tile(&self) -> u32 {
-        self.threads * RESIDENT
+        self.threads * self.keys
     }
 
     /// Most entries of the shared buffer a launch gives: for streaming, `kmax` kept plus room
@@ -76,34 +83,50 @@ impl TopkVariant {
         let mut v = Vec::new();
         for dtype in ScoreDtype::ALL {
             for threads in THREADS {
-                v.push(TopkVariant::resident(dtype, threads));
+                v.push(TopkVariant::resident(dtype, threads, RESIDENT));
+                if threads <= 512 {
+                    v.push(TopkVariant::resident(dtype, threads, WIDE_RESIDENT));
+                }
                 for kmax in KMAX {
-                    v.push(TopkVariant {
-                        dtype,
-                        threads,
-                        kmax,
-                        resident: false,
-                    });
+                    v.push(TopkVariant::streaming(dtype, threads, kmax));
                 }
             }
         }
         v
     }
 
-    /// The resident form for `dtype` and `threads`.
-    pub fn resident(dtype: ScoreDtype, threads: u32) -> TopkVariant {
+    /// The resident form for `dtype` and `threads`, `keys` scores a thread.
+    pub fn resident(dtype: ScoreDtype, threads: u32, keys: u32) -> TopkVariant {
         TopkVariant {
             dtype,
             threads,
             kmax: MAX_K as u32,
             resident: true,
+            keys,
+        }
+    }
+
+    /// The streaming form for `dtype`, `threads` and buffer class `kmax`.
+    pub fn streaming(dtype: ScoreDtype, threads: u32, kmax: u32) -> TopkVariant {
+        TopkVariant {
+            dtype,
+            threads,
+            kmax,
+            resident: false,
+            keys: RESIDENT,
         }
     }
 }
 
 impl fmt::Display for TopkVariant {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.resident {
+        if self.resident && self.keys != RESIDENT {
+            write!(
+                f,
+                "topk.radix[{},threads={},resident,keys={}]",
+                self.dtype, self.threads, self.keys
+            )
+        } else if self.resident {
             write!(
                 f,
                 "topk.radix[{},threads={},resident]",
@@ -134,6 +157,7 @@ impl KernelVariant for TopkVariant {
                     "SEGMENTS_RESIDENT".into(),
                     u32::from(self.resident).to_string(),
                 ),
+                ("RESIDENT_KEYS".into(), self.keys.to_string()),
             ],
             &["TOPK"],
         )

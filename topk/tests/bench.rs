@@ -84,6 +84,7 @@ fn topk_timings() {
             let tuning = Tuning {
                 threads: Some(threads),
                 cluster: Some(cluster),
+                keys: None,
             };
             let p2 = TopkPlan::new(TopkConfig::new(k), rows, len, &info, tuning).unwrap();
             let ws2 = s.alloc_zeros::<u8>(p2.workspace_bytes().max(16)).unwrap();
@@ -109,7 +110,7 @@ fn topk_timings() {
     }
 }
 
-/// A few launches of one shape for a profiler: `DSA_PROFILE=rows,len,threads[,cluster]`.
+/// A few launches of one shape for a profiler: `DSA_PROFILE=rows,len,threads[,cluster[,keys]]`.
 #[test]
 #[ignore = "needs a CUDA GPU"]
 fn profile_one_shape() {
@@ -117,12 +118,14 @@ fn profile_one_shape() {
     let v: Vec<usize> = spec.split(',').map(|x| x.parse().unwrap()).collect();
     let (rows, len, threads) = (v[0], v[1], v[2] as u32);
     let cluster = v.get(3).map(|&c| c as u32);
+    let keys = v.get(4).map(|&k| k as u32);
     let ctx = CudaContext::new(0).unwrap();
     let s = ctx.default_stream();
     let info = DeviceInfo::of(&ctx).unwrap();
     let tuning = Tuning {
         threads: Some(threads),
         cluster,
+        keys,
     };
     let plan = TopkPlan::new(TopkConfig::new(2048), rows, len, &info, tuning).unwrap();
     let mut rng = StdRng::seed_from_u64(10);

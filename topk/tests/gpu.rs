@@ -297,10 +297,10 @@ fn edge_lengths_and_k_values() {
     }
 }
 
-/// Three rows of `stride` (full, 12345 short, 70001 long) of each kind of data under every
-/// dtype x `(threads, cluster)` x k in {300, 2048, 4096}, tie-breaks and orders alternating:
-/// every launch must equal the reference.
-fn every_launch_shape(g: &Gpu, seed: u64, stride: usize, shapes: &[(u32, u32)]) {
+/// Three rows of `stride` (full, 12345 short, 70001 long; clamped on device) of each kind of
+/// data under every dtype x `(threads, cluster, resident scores a thread)` x k in {300, 2048,
+/// 4096}, tie-breaks and orders alternating: every launch must equal the reference.
+fn every_launch_shape(g: &Gpu, seed: u64, stride: usize, shapes: &[(u32, u32, u32)]) {
     let mut rng = StdRng::seed_from_u64(seed);
     let rows = 3;
     let data = [Data::Ties, Data::Ascending, Data::Random, Data::Descending];
@@ -314,7 +314,7 @@ fn every_launch_shape(g: &Gpu, seed: u64, stride: usize, shapes: &[(u32, u32)]) 
         .collect();
     let mut n = 0usize;
     for dtype in ScoreDtype::ALL {
-        for &(threads, cluster) in shapes {
+        for &(threads, cluster, keys) in shapes {
             for k in [300, 2048, 4096] {
                 n += 1;
                 let tie = if n % 2 == 0 {
@@ -339,11 +339,12 @@ fn every_launch_shape(g: &Gpu, seed: u64, stride: usize, shapes: &[(u32, u32)]) 
                     tuning: Tuning {
                         threads: Some(threads),
                         cluster: Some(cluster),
+                        keys: Some(keys),
                     },
                 };
                 g.check(
                     &format!(
-                        "{dtype} stride={stride} threads={threads} cluster={cluster} k={k} {:?} {tie:?} {order:?}",
+                        "{dtype} stride={stride} threads={threads} cluster={cluster} keys={keys} k={k} {:?} {tie:?} {order:?}",
                         data[d]
                     ),
                     &mut c,
@@ -366,9 +367,9 @@ fn every_variant_and_launch_shape_gives_the_same_bits() {
     } else {
         &[1]
     };
-    let shapes: Vec<(u32, u32)> = [256, 512, 1024]
+    let shapes: Vec<(u32, u32, u32)> = [256, 512, 1024]
         .into_iter()
-        .flat_map(|t| clusters.iter().map(move |&c| (t, c)))
+        .flat_map(|t| clusters.iter().map(move |&c| (t, c, 16)))
         .collect();
     every_launch_shape(&g, 3, 300_000, &shapes);
 }
@@ -386,8 +387,29 @@ fn clusters_of_register_resident_segments_give_the_same_bits() {
         &g,
         4,
         131_072,
-        &[(1024, 8), (512, 16), (1024, 16), (512, 8)],
+        &[
+            (1024, 8, 16),
+            (512, 16, 16),
+            (1024, 16, 16),
+            (512, 8, 16),
+            (512, 8, 32),
+            (512, 16, 32),
+            (256, 16, 32),
+        ],
     );
+}
+
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn wide_resident_rows_give_the_same_bits() {
+    let g = gpu();
+    // 32 scores a thread: rows of 8192 on one CTA of 256 or 512 threads (the second with half
+    // its slots past the row), and on clusters where the hardware has them.
+    let mut shapes = vec![(256, 1, 32), (512, 1, 32)];
+    if g.info.compute_capability.0 >= 9 {
+        shapes.extend([(256, 2, 32), (256, 4, 32)]);
+    }
+    every_launch_shape(&g, 6, 8192, &shapes);
 }
 
 #[test]

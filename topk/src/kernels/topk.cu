@@ -4,12 +4,14 @@
 //
 // Compile-time parameters (from the Rust variant): SCORE_T (float / dsa::bf16 / dsa::f16),
 // VEC (scores per 16-byte load), THREADS (block size), KMAX (largest k), SEGMENTS_RESIDENT
-// (1: the resident form only; 0: the streaming form only; the plan picks from host sizes).
+// (1: the resident form only; 0: the streaming form only; the plan picks from host sizes),
+// RESIDENT_KEYS (scores a thread holds in the resident form: 16, or 32 with 256 or 512
+// threads).
 //
 // Keys. A score maps to a 32-bit order key (larger score, larger key; -0.0 == +0.0; NaN above
 // +inf). Real keys are >= 0x007fffff (-inf), so key 0 marks "no candidate".
 //
-// Resident segments. A segment of at most TILE = THREADS * 16 scores is loaded into registers
+// Resident segments. A segment of at most TILE = THREADS * RESIDENT scores is loaded into registers
 // at once and selected there: the first digit over the registers, the rest over the chosen
 // bin's keys copied to a shared list. When no tie straddles the cut (the common case), the keys
 // above a threshold are written in index order with one compare a key and one packed block
@@ -75,7 +77,7 @@ constexpr int PER_THREAD = 8;                  // scores a thread filters per ch
 constexpr int LOADS = PER_THREAD / VEC;        // 16-byte loads per thread per chunk
 constexpr int CHUNK = THREADS * PER_THREAD;
 constexpr int CAP = KMAX + 2 * CHUNK;          // buffer entries: k kept + room for two chunks
-constexpr int RESIDENT = 16;                   // scores a thread holds for a resident segment
+constexpr int RESIDENT = RESIDENT_KEYS;        // scores a thread holds for a resident segment
 constexpr int RES_LOADS = RESIDENT / VEC;
 constexpr int TILE = THREADS * RESIDENT;       // longest resident segment
 constexpr int BINS = 2048;
@@ -86,9 +88,12 @@ constexpr int MAX_CLUSTER = 16;               // the plan's largest cluster (var
 constexpr int PAIRS = 2;                       // buffer passes: two-entry groups per thread
 constexpr int STRIP = THREADS * PAIRS * 2;     // entries per buffer pass step
 // Two blocks per SM (of up to 1024 threads) must fit the register file: 64 registers a thread
-// (4 blocks of 256), so that one block's barriers overlap with another's loads.
-constexpr int MIN_BLOCKS = THREADS >= 512 ? 1024 / THREADS : 4;
+// (4 blocks of 256), so that one block's barriers overlap with another's loads. Thirty-two
+// resident scores a thread need more: 80 registers at 256 threads (3 blocks an SM, which beat
+// 2 of 128 registers: H200, 1024 x 8192, 28.4 vs 31.4 us), 128 at 512 (one block an SM).
+constexpr int MIN_BLOCKS = RESIDENT > 16 ? (THREADS == 256 ? 3 : 1) : THREADS >= 512 ? 1024 / THREADS : 4;
 static_assert(PER_THREAD % VEC == 0 && RESIDENT % VEC == 0, "whole vectors");
+static_assert(RESIDENT == 16 || (RESIDENT == 32 && THREADS <= 512), "16 resident scores a thread, or 32 with <= 512 threads");
 static_assert(TILE % CHUNK == 0, "segments are whole chunks");
 
 // Dynamic shared memory: (clusters only) one histogram per radix digit that the cluster's CTAs
@@ -700,17 +705,26 @@ struct RegisterKeys {
   __device__ __forceinline__ u32 position(int u, int v) const {
     return s0 + (u * THREADS + threadIdx.x) * VEC + v;
   }
-  // Index-order ranks of the keys above `thr` (one barrier; a CTA holds at most 2^12 keys of
-  // one vector, and a warp at most 2^8).
+  // Index-order ranks of the keys above `thr`: one barrier for each word of packed counts
+  // (a field holds a warp's count of one vector, up to 32 * VEC; a CTA's stays below 2^16).
   __device__ __forceinline__ Ranks<L> rank_above(Shared& s, u32 thr, u32) const {
-    static_assert(32 * VEC < (1 << (32 / L)) && THREADS * VEC < (1 << 16), "fields never carry");
-    u32 mine = 0;
-#pragma unroll
-    for (int u = 0; u < L; ++u)
-#pragma unroll
-      for (int v = 0; v < VEC; ++v) mine += (u32)(key[u][v] > thr) << ((32 / L) * u);
+    constexpr int H = L % 4 == 0 && 32 * VEC < 256 ? 4 : L % 2 == 0 ? 2 : 1;  // vectors a word
+    static_assert(L % H == 0 && 32 * VEC < (1 << (32 / H)) && THREADS * VEC < (1 << 16), "fields never carry");
     Ranks<L> r;
-    r.total = group_offsets<L>(s.warp_sums[0], mine, r.at);
+    r.total = 0;
+#pragma unroll
+    for (int h = 0; h < L / H; ++h) {
+      u32 mine = 0;
+#pragma unroll
+      for (int u = 0; u < H; ++u)
+#pragma unroll
+        for (int v = 0; v < VEC; ++v) mine += (u32)(key[h * H + u][v] > thr) << ((32 / H) * u);
+      u32 at[H];
+      const u32 total = group_offsets<H>(s.warp_sums[h & 1], mine, at);
+#pragma unroll
+      for (int u = 0; u < H; ++u) r.at[h * H + u] = r.total + at[u];
+      r.total += total;
+    }
     return r;
   }
   // put(at, position) for each key above `thr`, with `r` from rank_above.
