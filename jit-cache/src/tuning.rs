@@ -6,7 +6,7 @@
 //! 2. **When.** [`TuningDb::global`] loads the file once per process, on the first plan. A
 //!    missing file is an empty database; a corrupt one, or one written in another format
 //!    version, is ignored after one warning on stderr: the planners then use their heuristics.
-//! 3. **What.** An [`Entry`] holds integer parameters by name (topk: `threads`, `parts`); the
+//! 3. **What.** An [`Entry`] holds integer parameters by name (topk: `threads`, `cluster`, `keys`); the
 //!    op validates them when planning and ignores values it does not support, so a stale entry
 //!    can cost speed, never correctness (every op's parameters change speed, never results).
 //! 4. **Keys.** GPU model ([`crate::gpu::name_hash`] of its name), arch (`sm_90a`), op, dtype
