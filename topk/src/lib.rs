@@ -32,7 +32,8 @@
 //!
 //! ## Kernel
 //! One launch reads each row once, in one of two compiled forms the plan picks from host sizes:
-//! - **resident**: a CTA's segment (at most 16 scores a thread) is loaded into registers; one
+//! - **resident**: a CTA's segment (at most 16 scores a thread, or 32 with 256 or 512 threads:
+//!   [`Tuning::keys`]) is loaded into registers; one
 //!   radix digit over the registers, the rest over the chosen bin's keys copied to shared
 //!   memory, then the keys above the cut are written in index order with one compare a key
 //!   and one block scan (a tie across the cut, or sorted output, takes an exact ordered pass);
