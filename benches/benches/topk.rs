@@ -3,13 +3,19 @@
 
 use dsa_benches::workload::TopkWorkload;
 use dsa_benches::{bench_workload, main_with, shapes};
-use dsa_topk::{ScoreDtype, Tuning};
+use dsa_topk::{ScoreDtype, Transform, Tuning};
 
 fn main() {
     main_with("topk", |c, gpu| {
         let mut group = c.benchmark_group("topk");
         for shape in shapes::topk_default() {
-            let w = TopkWorkload::new(gpu, shape, ScoreDtype::F32, Tuning::default())?;
+            let w = TopkWorkload::new(
+                gpu,
+                shape,
+                ScoreDtype::F32,
+                Transform::None,
+                Tuning::default(),
+            )?;
             bench_workload(&mut group, gpu, &w)?;
         }
         group.finish();

@@ -68,6 +68,17 @@ pub enum Dtype {
     F16,
 }
 
+/// Top-k's fused index transforms on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum TransformKind {
+    /// Indices as they are.
+    None,
+    /// Each index plus a per-row offset.
+    Ragged,
+    /// Each index through a page table (one request a row).
+    Paged,
+}
+
 /// Top-k shape options (shared by bench and tune).
 #[derive(Args, Debug, Clone)]
 pub struct TopkShapeArgs {
@@ -106,7 +117,17 @@ pub struct RowShapeArgs {
 #[derive(Subcommand, Debug)]
 pub enum BenchOp {
     /// Top-k (default: decode {1,8,64,256} x {8K,32K,128K,256K}, 1024x8192, prefill 4096 and 16384; k = 2048).
-    Topk(TopkShapeArgs),
+    Topk {
+        /// Shapes.
+        #[command(flatten)]
+        shape: TopkShapeArgs,
+        /// Index transforms fused into the write; each shape runs once with each.
+        #[arg(long, value_enum, value_delimiter = ',', default_value = "none")]
+        transform: Vec<TransformKind>,
+        /// Tokens a page of the paged transform (a power of two; 1 is sglang's).
+        #[arg(long, default_value_t = 1, value_name = "N")]
+        page_size: u32,
+    },
     /// Hadamard transform (default: 1M x 128, and 2^27 elements of dims 1024..32768).
     Hadamard {
         /// Shapes.

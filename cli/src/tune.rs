@@ -9,7 +9,7 @@ use dsa_benches::Gpu;
 use dsa_benches::workload::{TopkWorkload, median_us};
 use dsa_jit_cache::tuning::{Entry, TuningDb, topk_bucket};
 use dsa_topk::variant::{MAX_CLUSTER, RESIDENT, THREADS, WIDE_RESIDENT};
-use dsa_topk::{TopkConfig, TopkPlan, Tuning};
+use dsa_topk::{TopkConfig, TopkPlan, Transform, Tuning};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::Path;
 
@@ -137,7 +137,13 @@ fn topk(path: &Path, a: &TopkShapeArgs) -> Result<()> {
             Tuning::default(),
             &TuningDb::empty(),
         )?;
-        let mut w = TopkWorkload::new(&gpu, shape, config.dtype, Tuning::default())?;
+        let mut w = TopkWorkload::new(
+            &gpu,
+            shape,
+            config.dtype,
+            Transform::None,
+            Tuning::default(),
+        )?;
         w.set_plan(&gpu, heuristic.clone())?;
         let reference = w.output(&gpu)?;
         let default_us = median_us(&gpu, &w)?;

@@ -8,7 +8,7 @@ mod topk;
 pub use collective::VerifyKernelsWorkload;
 pub use hadamard::HadamardWorkload;
 pub use layernorm::LayerNormWorkload;
-pub use topk::TopkWorkload;
+pub use topk::{TopkWorkload, paged};
 
 use crate::error::Result;
 use crate::gpu::{Gpu, time_us};

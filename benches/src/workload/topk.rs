@@ -1,4 +1,4 @@
-//! Top-k over random scores.
+//! Top-k over random scores, with or without a fused index transform.
 
 use super::Workload;
 use crate::error::Result;
@@ -6,9 +6,13 @@ use crate::gpu::{self, Elem, Gpu};
 use crate::shapes::TopkShape;
 use cudarc::driver::CudaSlice;
 use dsa_jit_cache::dptr;
-use dsa_topk::{ScoreDtype, TopkArgs, TopkConfig, TopkPlan, Tuning};
+use dsa_topk::{
+    RequestMap, ScoreDtype, TopkArgs, TopkConfig, TopkPlan, Transform, TransformArgs, Tuning,
+};
+use rand::Rng;
 
-/// Top-k of one shape: rotating copies of random scores, lengths, output and workspace.
+/// Top-k of one shape: rotating copies of random scores, lengths, output, workspace and the
+/// transform's tables.
 pub struct TopkWorkload {
     shape: TopkShape,
     plan: TopkPlan,
@@ -16,14 +20,91 @@ pub struct TopkWorkload {
     lengths: CudaSlice<i32>,
     out: CudaSlice<i32>,
     ws: CudaSlice<u8>,
+    tables: Tables,
     args: Vec<TopkArgs>,
 }
 
+/// The device data of the fused transform: ragged offsets, or a page table with one request
+/// a row (random entries, so a paged write gathers).
+enum Tables {
+    None,
+    Ragged(CudaSlice<i32>),
+    Paged {
+        page_table: CudaSlice<i32>,
+        cols: usize,
+        rows_to_requests: CudaSlice<i32>,
+    },
+}
+
+impl Tables {
+    fn new(gpu: &Gpu, shape: TopkShape, transform: Transform) -> Result<Self> {
+        let mut rng = gpu::rng(0x7ab1e);
+        Ok(match transform {
+            Transform::None => Tables::None,
+            Transform::Ragged => {
+                let offsets: Vec<i32> = (0..shape.rows)
+                    .map(|_| rng.random_range(0..1 << 20))
+                    .collect();
+                Tables::Ragged(gpu.upload(&offsets)?)
+            }
+            Transform::Paged { page_size, .. } => {
+                let cols = shape.stride.div_ceil(page_size as usize);
+                let limit = (i32::MAX as u32 / page_size) as i32;
+                let table: Vec<i32> = (0..shape.rows * cols)
+                    .map(|_| rng.random_range(0..limit.min(1 << 20)))
+                    .collect();
+                let requests: Vec<i32> = (0..shape.rows as i32).collect();
+                Tables::Paged {
+                    page_table: gpu.upload(&table)?,
+                    cols,
+                    rows_to_requests: gpu.upload(&requests)?,
+                }
+            }
+        })
+    }
+
+    fn args(&self, rows: usize, gpu: &Gpu) -> TransformArgs {
+        let s = &gpu.stream;
+        match self {
+            Tables::None => TransformArgs::None,
+            Tables::Ragged(offsets) => TransformArgs::Ragged {
+                offsets: dptr(offsets, s),
+            },
+            Tables::Paged {
+                page_table,
+                cols,
+                rows_to_requests,
+            } => TransformArgs::Paged {
+                page_table: dptr(page_table, s),
+                stride: *cols,
+                cols: *cols,
+                num_requests: rows,
+                rows_to_requests: dptr(rows_to_requests, s),
+            },
+        }
+    }
+}
+
+/// The paged transform of the bench: one request a row, `page_size` tokens a page.
+pub fn paged(page_size: u32) -> Transform {
+    Transform::Paged {
+        page_size,
+        requests: RequestMap::PerRow,
+    }
+}
+
 impl TopkWorkload {
-    /// Buffers for `shape` with `dtype` scores, planned by [`TopkPlan::new`] with `tuning` (so
-    /// the tuning database fills what `tuning` leaves open).
-    pub fn new(gpu: &Gpu, shape: TopkShape, dtype: ScoreDtype, tuning: Tuning) -> Result<Self> {
-        let config = TopkConfig::new(shape.k).dtype(dtype);
+    /// Buffers for `shape` with `dtype` scores and `transform` fused into the write, planned
+    /// by [`TopkPlan::new`] with `tuning` (so the tuning database fills what `tuning` leaves
+    /// open).
+    pub fn new(
+        gpu: &Gpu,
+        shape: TopkShape,
+        dtype: ScoreDtype,
+        transform: Transform,
+        tuning: Tuning,
+    ) -> Result<Self> {
+        let config = TopkConfig::new(shape.k).dtype(dtype).transform(transform);
         let plan = TopkPlan::new(config, shape.rows, shape.stride, &gpu.info, tuning)?;
         let elem = Elem::from(dtype);
         let mut rng = gpu::rng(0x70b4);
@@ -44,6 +125,7 @@ impl TopkWorkload {
             lengths: gpu.upload(&lens)?,
             out: gpu.zeros(shape.rows * shape.k)?,
             ws: gpu.zeros(plan.workspace_bytes())?,
+            tables: Tables::new(gpu, shape, transform)?,
             inputs,
             plan,
             args: Vec::new(),
@@ -86,6 +168,7 @@ impl TopkWorkload {
             dptr(&self.ws, s),
         );
         let workspace_bytes = self.plan.workspace_bytes();
+        let transform = self.tables.args(self.shape.rows, gpu);
         self.args = self
             .inputs
             .iter()
@@ -95,6 +178,7 @@ impl TopkWorkload {
                 out,
                 workspace: ws,
                 workspace_bytes,
+                transform,
                 ..TopkArgs::default()
             })
             .collect();
@@ -108,17 +192,40 @@ impl Workload for TopkWorkload {
 
     fn detail(&self) -> String {
         let v = self.plan.variant();
+        let keys = if v.resident && v.keys != dsa_topk::variant::RESIDENT {
+            format!(" keys={}", v.keys)
+        } else {
+            String::new()
+        };
+        let transform = match self.plan.config().transform {
+            Transform::None => String::new(),
+            Transform::Ragged => " ragged".into(),
+            Transform::Paged { page_size, .. } => format!(" paged{page_size}"),
+        };
         format!(
-            "{} threads={} cluster={}",
+            "{} threads={} cluster={}{keys}{transform}",
             v.dtype,
             v.threads,
             self.plan.cluster()
         )
     }
 
+    /// Scores read, indices written, and the transform's table entries read once: a row's
+    /// offset, or the pages its `k` indices fall in (at most one entry an index).
     fn bytes(&self) -> usize {
         let read: usize = (0..self.shape.rows).map(|i| self.shape.length(i)).sum();
-        read * self.plan.config().dtype.size() + self.shape.rows * self.shape.k * 4
+        let tables: usize = match self.plan.config().transform {
+            Transform::None => 0,
+            Transform::Ragged => self.shape.rows,
+            Transform::Paged { page_size, .. } => (0..self.shape.rows)
+                .map(|i| {
+                    self.shape
+                        .k
+                        .min(self.shape.length(i).div_ceil(page_size as usize))
+                })
+                .sum(),
+        };
+        read * self.plan.config().dtype.size() + (self.shape.rows * self.shape.k + tables) * 4
     }
 
     fn launch(&self, gpu: &Gpu, i: usize) -> Result<()> {

@@ -5,13 +5,13 @@ mod collective;
 mod indexer;
 mod plot;
 
-use crate::args::{BenchArgs, BenchOp, Dtype, RowShapeArgs, TopkShapeArgs};
+use crate::args::{BenchArgs, BenchOp, Dtype, RowShapeArgs, TopkShapeArgs, TransformKind};
 use crate::error::{CliError, Result};
 use crate::table::Table;
 use dsa_benches::Gpu;
 use dsa_benches::shapes::{self, RowShape, TopkShape};
 use dsa_benches::workload::{self, HadamardWorkload, LayerNormWorkload, TopkWorkload, Workload};
-use dsa_topk::{MAX_K, ScoreDtype, Tuning};
+use dsa_topk::{MAX_K, ScoreDtype, Transform, Tuning};
 use indicatif::ProgressBar;
 use serde::Serialize;
 use std::path::Path;
@@ -204,15 +204,28 @@ fn boxed<W: Workload + 'static>(
 
 fn plan(op: &BenchOp) -> Result<Plan> {
     Ok(match op {
-        BenchOp::Topk(a) => {
+        BenchOp::Topk {
+            shape: a,
+            transform,
+            page_size,
+        } => {
             let mut make: Make = Vec::new();
             for &d in &a.dtype {
                 for s in topk_shapes(a, true)? {
-                    let dtype = score_dtype(d);
-                    make.push((
-                        s.to_string(),
-                        Box::new(move |g| boxed(TopkWorkload::new(g, s, dtype, Tuning::default()))),
-                    ));
+                    for &t in transform {
+                        let dtype = score_dtype(d);
+                        let t = match t {
+                            TransformKind::None => Transform::None,
+                            TransformKind::Ragged => Transform::Ragged,
+                            TransformKind::Paged => workload::paged(*page_size),
+                        };
+                        make.push((
+                            s.to_string(),
+                            Box::new(move |g| {
+                                boxed(TopkWorkload::new(g, s, dtype, t, Tuning::default()))
+                            }),
+                        ));
+                    }
                 }
             }
             Plan {
@@ -377,5 +390,41 @@ mod tests {
             ..args(&[], &[], &[])
         };
         assert!(matches!(topk_shapes(&bad_k, true), Err(CliError::Usage(_))));
+    }
+
+    #[test]
+    fn topk_runs_each_shape_once_a_transform() {
+        use clap::Parser;
+        let cli = crate::args::Cli::try_parse_from([
+            "dsa",
+            "bench",
+            "topk",
+            "--rows",
+            "8",
+            "--lengths",
+            "8192,32768",
+            "--transform",
+            "none,ragged,paged",
+            "--page-size",
+            "64",
+        ])
+        .unwrap();
+        let crate::args::Command::Bench(b) = cli.command else {
+            panic!("not a bench");
+        };
+        let BenchOp::Topk { page_size, .. } = &b.op else {
+            panic!("not top-k");
+        };
+        assert_eq!(*page_size, 64);
+        let Kind::Workloads(make) = plan(&b.op).unwrap().kind else {
+            panic!("not workloads");
+        };
+        let names: Vec<&str> = make.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "8x8192", "8x8192", "8x8192", "8x32768", "8x32768", "8x32768"
+            ]
+        );
     }
 }
