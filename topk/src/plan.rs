@@ -131,7 +131,7 @@ impl TopkPlan {
             }),
         };
         let valid_keys = |k: u32| k == RESIDENT || k == WIDE_RESIDENT;
-        let chosen_keys = match tuning.keys {
+        let mut chosen_keys = match tuning.keys {
             Some(k) if valid_keys(k) => Some(k),
             Some(k) => {
                 return Err(TopkError::Shape(format!(
@@ -140,17 +140,26 @@ impl TopkPlan {
             }
             None => tuned("keys").filter(|&k| valid_keys(k)),
         };
+        // 32 scores a thread need at most 512 threads. Asked for both: an error; otherwise the
+        // knob the caller set wins over the database's (a stale entry costs speed, not a plan).
+        let mut chosen_threads = chosen_threads;
+        if chosen_keys == Some(WIDE_RESIDENT) && chosen_threads.is_some_and(|t| t > 512) {
+            match (tuning.threads, tuning.keys) {
+                (Some(t), Some(k)) => {
+                    return Err(TopkError::Shape(format!(
+                        "keys = {k} needs threads <= 512, not {t}"
+                    )));
+                }
+                (None, Some(_)) => chosen_threads = None,
+                _ => chosen_keys = None,
+            }
+        }
         let (threads, keys) = match (chosen_threads, chosen_keys) {
             (Some(t), Some(k)) => (t, k),
             (Some(t), None) => (t, RESIDENT),
             (None, Some(k)) => (default_threads(rows, stride, cluster, k, device), k),
             (None, None) => default_shape(rows, stride, cluster, device),
         };
-        if keys == WIDE_RESIDENT && threads > 512 {
-            return Err(TopkError::Shape(format!(
-                "keys = {keys} needs threads <= 512, not {threads}"
-            )));
-        }
         let wide = TopkVariant::resident(config.dtype, threads, keys);
         let variant = if segments_fit(&wide, stride, cluster) {
             wide
@@ -418,6 +427,46 @@ mod tests {
         assert_eq!(forced(Some(512), 32).unwrap().variant().tile(), 16384);
         assert!(forced(Some(1024), 32).is_err());
         assert!(forced(None, 8).is_err());
+    }
+
+    #[test]
+    fn a_database_pairing_that_cannot_hold_32_a_thread_falls_back() {
+        use dsa_jit_cache::tuning::Entry;
+        let (rows, stride) = (1, 8192);
+        let mut db = TuningDb::empty();
+        db.upsert(Entry::new(
+            "NVIDIA H100 80GB HBM3",
+            "sm_90a",
+            "topk",
+            "f32",
+            &topk_bucket(2048, rows, stride),
+            [("threads", 1024), ("keys", 32)],
+        ));
+        let plan = |tuning| {
+            let p = TopkPlan::with_db(
+                TopkConfig::new(2048),
+                rows,
+                stride,
+                &DeviceInfo::H100,
+                tuning,
+                &db,
+            )
+            .unwrap();
+            (p.variant().threads, p.variant().keys)
+        };
+        // Both from the database: its threads stand, with 16 a thread.
+        assert_eq!(plan(Tuning::default()), (1024, 16));
+        // A caller's keys = 32 wins over the database's threads, and vice versa.
+        let keys = Tuning {
+            keys: Some(32),
+            ..Tuning::default()
+        };
+        assert_eq!(plan(keys), (256, 32));
+        let threads = Tuning {
+            threads: Some(1024),
+            ..Tuning::default()
+        };
+        assert_eq!(plan(threads), (1024, 16));
     }
 
     #[test]
