@@ -843,6 +843,14 @@ __device__ u32 keep_cut(Shared& s, const Src& src, const Cut& c, u32 gt_base, u3
 
 // ---- the row's window, requests and the fused transform -----------------------------------
 
+// CTA `rank`'s segment [s0, s1) of a row span of `span` split over the P = 2^plog CTAs of its
+// cluster: whole chunks, so every vector load of an aligned row stays aligned.
+__device__ __forceinline__ void segment(i64 span, u32 P, int plog, u32 rank, u32& s0, u32& s1) {
+  const i64 seg = (((span + P - 1) >> plog) + CHUNK - 1) / CHUNK * CHUNK;
+  s0 = (u32)min(span, (i64)rank * seg);
+  s1 = (u32)min(span, (i64)s0 + seg);
+}
+
 // The row's candidate window after clamping what the host cannot see: start in [0, stride],
 // length in [0, stride - start].
 __device__ __forceinline__ void row_window(const Params& p, int row, i64& start, i64& len) {
@@ -1261,16 +1269,17 @@ extern "C" __global__ void __launch_bounds__(THREADS, MIN_BLOCKS) DSA_ENTRY_TOPK
   const u32 rank = blockIdx.x & (P - 1);
   i64 start, len;
   row_window(p, row, start, len);
+  const auto row_ptr = [&] {
+    return reinterpret_cast<const SCORE_T*>(p.scores) + (i64)row * p.stride + start;
+  };
+  u32 s0, s1;
 #if SEGMENTS_RESIDENT
-  // Segments are whole chunks, so every vector load of an aligned row stays aligned. With P > 1
-  // and no row starts the window starts at 0 and the segments split the stride, so a CTA's
-  // loads need no device data and leave before the row's length arrives (the part past the
-  // length is read, in bounds, and masked). Every CTA of a cluster sees the same split.
+  // With P > 1 and no row starts the window starts at 0 and the segments split the stride, so
+  // a CTA's loads need no device data and leave before the row's length arrives (the part past
+  // the length is read, in bounds, and masked). Every CTA of a cluster sees the same split.
   const bool early = P > 1 && !p.row_starts;
-  const i64 span = early ? p.stride : len;
-  const i64 seg = (((span + P - 1) >> plog) + CHUNK - 1) / CHUNK * CHUNK;
-  const u32 s0 = (u32)min(span, (i64)rank * seg), s1 = (u32)min(span, (i64)s0 + seg);
-  const SCORE_T* rowp = reinterpret_cast<const SCORE_T*>(p.scores) + (i64)row * p.stride + start;
+  segment(early ? p.stride : len, P, plog, rank, s0, s1);
+  const SCORE_T* rowp = row_ptr();
   const bool full = s1 - s0 == (u32)TILE && is_aligned(rowp);
   Vecs<RES_LOADS> raw;
   const auto load = [&] {
@@ -1303,9 +1312,8 @@ extern "C" __global__ void __launch_bounds__(THREADS, MIN_BLOCKS) DSA_ENTRY_TOPK
   else
     resident<false>(p, s, buf, chist, raw, e0, e1, row, req, rank, P);
 #else
-  const i64 seg = (((len + P - 1) >> plog) + CHUNK - 1) / CHUNK * CHUNK;
-  const u32 s0 = (u32)min(len, (i64)rank * seg), s1 = (u32)min(len, (i64)s0 + seg);
-  const SCORE_T* rowp = reinterpret_cast<const SCORE_T*>(p.scores) + (i64)row * p.stride + start;
+  segment(len, P, plog, rank, s0, s1);
+  const SCORE_T* rowp = row_ptr();
   row_sync(P);  // peers have started, floors and cluster histograms are zero
   const bool tie_large = p.tie_large != 0;
   Stream st;
