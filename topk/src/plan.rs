@@ -160,9 +160,9 @@ impl TopkPlan {
             (None, Some(k)) => (default_threads(rows, stride, cluster, k, device), k),
             (None, None) => default_shape(rows, stride, cluster, device),
         };
-        let wide = TopkVariant::resident(config.dtype, threads, keys);
-        let variant = if segments_fit(&wide, stride, cluster) {
-            wide
+        let resident = TopkVariant::resident(config.dtype, threads, keys);
+        let variant = if segments_fit(&resident, stride, cluster) {
+            resident
         } else {
             TopkVariant::streaming(config.dtype, threads, kmax)
         };
@@ -243,8 +243,13 @@ impl TopkPlan {
 /// Whether every segment of a row of `stride` scores split over `cluster` CTAs (rounded up to
 /// whole chunks, as on the device) fits in registers.
 fn segments_fit(v: &TopkVariant, stride: usize, cluster: u32) -> bool {
-    let seg = stride.div_ceil(cluster as usize);
-    seg.next_multiple_of(v.chunk() as usize) <= v.tile() as usize
+    holds(stride.div_ceil(cluster as usize), v.threads, v.keys)
+}
+
+/// Whether `threads` threads of `keys` resident scores hold a segment of `seg` scores rounded
+/// up to whole chunks (as on the device).
+fn holds(seg: usize, threads: u32, keys: u32) -> bool {
+    seg.next_multiple_of((threads * PER_THREAD) as usize) <= (threads * keys) as usize
 }
 
 /// Block size the default cluster is planned with.
@@ -268,7 +273,7 @@ fn default_threads(
     THREADS
         .into_iter()
         .filter(|&t| (own_sm || t < 1024) && (keys == RESIDENT || t <= 512))
-        .find(|&t| seg.next_multiple_of((t * PER_THREAD) as usize) <= (t * keys) as usize)
+        .find(|&t| holds(seg, t, keys))
         .unwrap_or(if own_sm { 1024 } else { 512 })
 }
 
@@ -281,8 +286,7 @@ fn default_threads(
 fn default_shape(rows: usize, stride: usize, cluster: u32, device: &DeviceInfo) -> (u32, u32) {
     let threads = default_threads(rows, stride, cluster, RESIDENT, device);
     let seg = stride.div_ceil(cluster as usize);
-    let fits =
-        |t: u32, keys: u32| seg.next_multiple_of((t * PER_THREAD) as usize) <= (t * keys) as usize;
+    let fits = |t: u32, keys: u32| holds(seg, t, keys);
     let many = rows * cluster as usize >= 4 * device.sm_count as usize;
     if cluster == 1 && many && threads == 512 && fits(512, RESIDENT) && fits(256, WIDE_RESIDENT) {
         (256, WIDE_RESIDENT)
