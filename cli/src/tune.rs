@@ -62,8 +62,9 @@ fn candidates(gpu: &Gpu, config: TopkConfig, rows: usize, stride: usize) -> Resu
                 };
                 let plan =
                     TopkPlan::with_db(config, rows, stride, &gpu.info, tuning, &TuningDb::empty())?;
-                // 32 scores a thread only matter where the rows stay in registers.
-                if keys == RESIDENT || plan.variant().keys == keys && plan.resident() {
+                // 32 scores a thread only matter where the rows stay in registers (a streaming
+                // variant keeps 16).
+                if plan.variant().keys == keys {
                     out.push(plan);
                 }
             }
@@ -83,7 +84,7 @@ fn params(p: &TopkPlan) -> [(&'static str, u64); 3] {
 /// `threads/CTAs per row`, and `x32` for 32 resident scores a thread.
 fn label(p: &TopkPlan) -> String {
     let v = p.variant();
-    let wide = if v.resident && v.keys != RESIDENT {
+    let wide = if v.keys != RESIDENT {
         format!("x{}", v.keys)
     } else {
         String::new()

@@ -192,7 +192,7 @@ impl Workload for TopkWorkload {
 
     fn detail(&self) -> String {
         let v = self.plan.variant();
-        let keys = if v.resident && v.keys != dsa_topk::variant::RESIDENT {
+        let keys = if v.keys != dsa_topk::variant::RESIDENT {
             format!(" keys={}", v.keys)
         } else {
             String::new()
