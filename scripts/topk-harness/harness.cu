@@ -134,7 +134,7 @@ int main(int argc, char** argv) {
   void* pad;
   CK(cudaMalloc(&pad, pad_bytes));
   // As the plan: the streaming buffer, and the cluster histograms with P > 1 (index order).
-  const u32 entries = SEGMENTS_RESIDENT ? 0 : (KMAX + 2 * THREADS * 8);
+  const u32 entries = SEGMENTS_RESIDENT ? 0 : CAP;
   const u32 dyn = entries * 8 + (P > 1 ? 3 * 2048 * 4 : 0);
   CK(cudaFuncSetAttribute(DSA_ENTRY_TOPK, cudaFuncAttributeMaxDynamicSharedMemorySize, dyn));
   if (P > 8) CK(cudaFuncSetAttribute(DSA_ENTRY_TOPK, cudaFuncAttributeNonPortableClusterSizeAllowed, 1));

@@ -649,10 +649,12 @@ struct BufferKeys {
     }
     return r;
   }
-  // put(j, position) for each entry above `thr`, j its rank in buffer (index) order: strips of
-  // two pairs a thread, one packed block scan a strip.
-  template <class Put>
-  __device__ __forceinline__ void put_above(Shared& s, const Ranks<0>&, u32 thr, Put put) const {
+  // out[j] = map(position) for each entry above `thr`, j its rank in buffer (index) order:
+  // strips of two pairs a thread, one packed block scan a strip, a strip's entries mapped
+  // before any is stored.
+  template <class Map>
+  __device__ __forceinline__ void put_above(Shared& s, const Ranks<0>&, u32 thr, i32* out,
+                                            Map map) const {
     u32 run = 0, parity = 0;
 #pragma unroll 1
     for (u32 strip = 0; strip < n; strip += STRIP, parity ^= 1) {
@@ -665,11 +667,16 @@ struct BufferKeys {
                 << ((32 / PAIRS) * u);
       u32 at[PAIRS];
       const u32 total = group_offsets<PAIRS>(s.warp_sums[parity], mine, at);
+      i32 val[PAIRS][2];
+#pragma unroll
+      for (int u = 0; u < PAIRS; ++u)
+#pragma unroll
+        for (int v = 0; v < 2; ++v) val[u][v] = (u32)(e[u][v] >> 32) > thr ? map((u32)e[u][v]) : 0;
 #pragma unroll
       for (int u = 0; u < PAIRS; ++u)
 #pragma unroll
         for (int v = 0; v < 2; ++v)
-          if ((u32)(e[u][v] >> 32) > thr) put((int)(run + at[u]++), (u32)e[u][v]);
+          if ((u32)(e[u][v] >> 32) > thr) out[run + at[u]++] = val[u][v];
       run += total;
     }
   }
@@ -727,15 +734,26 @@ struct RegisterKeys {
     }
     return r;
   }
-  // put(at, position) for each key above `thr`, with `r` from rank_above.
-  template <class Put>
-  __device__ __forceinline__ void put_above(Shared&, const Ranks<L>& r, u32 thr, Put put) const {
+  // out[at] = map(position) for each key above `thr`, with `r` from rank_above. Four vectors
+  // at a time are mapped before any is stored, so their page-table lookups overlap.
+  template <class Map>
+  __device__ __forceinline__ void put_above(Shared&, const Ranks<L>& r, u32 thr, i32* out,
+                                            Map map) const {
+    constexpr int G = L < 4 ? L : 4;
 #pragma unroll
-    for (int u = 0; u < L; ++u) {
-      u32 at = r.at[u];
+    for (int g = 0; g < L; g += G) {
+      i32 val[G][VEC];
 #pragma unroll
-      for (int v = 0; v < VEC; ++v)
-        if (key[u][v] > thr) put((int)at++, position(u, v));
+      for (int u = 0; u < G; ++u)
+#pragma unroll
+        for (int v = 0; v < VEC; ++v) val[u][v] = key[g + u][v] > thr ? map(position(g + u, v)) : 0;
+#pragma unroll
+      for (int u = 0; u < G; ++u) {
+        u32 at = r.at[g + u];
+#pragma unroll
+        for (int v = 0; v < VEC; ++v)
+          if (key[g + u][v] > thr) out[at++] = val[u][v];
+      }
     }
   }
   template <class Emit>
@@ -861,7 +879,7 @@ __device__ __forceinline__ void row_window(const Params& p, int row, i64& start,
 }
 
 __device__ __forceinline__ int find_request(const Params& p, int row) {
-  if (p.req_map) return p.req_map[row];
+  if (p.req_map) return __ldg(p.req_map + row);
   int lo = 0, hi = p.num_req;  // largest r with cu_seqlens[r] <= row
   while (hi - lo > 1) {
     int mid = (lo + hi) >> 1;
@@ -870,14 +888,35 @@ __device__ __forceinline__ int find_request(const Params& p, int row) {
   return (p.num_req > 0 && p.cu_seqlens[lo] <= row && row < p.cu_seqlens[p.num_req]) ? lo : -1;
 }
 
-// The fused index transform; -1 stays -1, and an index the page table cannot map becomes -1.
-__device__ __forceinline__ i32 transform_index(const Params& p, int row, int req, i32 idx) {
-  if (idx < 0 || p.transform == 0) return idx;
-  if (p.transform == 1) return idx + p.offsets[row];
-  const i32 page = idx >> p.page_log2;
-  if (req < 0 || req >= p.num_req || page >= p.pt_cols) return -1;
-  const i32 entry = p.page_table[(i64)req * p.pt_stride + page];
-  return entry < 0 ? -1 : (entry << p.page_log2) + (idx & ((1 << p.page_log2) - 1));
+// The fused index transform of one row: -1 stays -1, and an index the page table cannot map
+// becomes -1. Its per-row inputs are read once, when the row starts (the select hides their
+// latency), and page-table entries through the read-only path, so that a thread's lookups can
+// all be in flight before its first store (a plain load would wait for every earlier store to
+// `out`, which it might alias).
+struct IndexMap {
+  i32 kind;       // 0: none, 1: ragged, 2: paged
+  i32 offset;     // ragged: the row's offset
+  const i32* pt;  // paged: the row's request's page-table row (null: the row has no request)
+  i32 cols;       // paged: valid entries of `pt`
+  i32 log2;       // paged: log2(page size)
+  __device__ __forceinline__ i32 operator()(i32 idx) const {
+    if (idx < 0 || kind == 0) return idx;
+    if (kind == 1) return idx + offset;
+    const i32 page = idx >> log2;
+    if (!pt || page >= cols) return -1;
+    const i32 entry = __ldg(pt + page);
+    return entry < 0 ? -1 : (entry << log2) + (idx & ((1 << log2) - 1));
+  }
+};
+
+__device__ __forceinline__ IndexMap index_map(const Params& p, int row) {
+  IndexMap m{p.transform, 0, nullptr, p.pt_cols, p.page_log2};
+  if (p.transform == 1) m.offset = __ldg(p.offsets + row);
+  if (p.transform == 2) {
+    const int req = find_request(p, row);
+    if (req >= 0 && req < p.num_req) m.pt = p.page_table + (i64)req * p.pt_stride;
+  }
+  return m;
 }
 
 // ---- loading and streaming ------------------------------------------------------------------
@@ -1070,7 +1109,7 @@ __device__ Stream stream_pass(Shared& s, u64* buf, const SCORE_T* rowp, u32 s0, 
 }
 
 // Bitonic sort of buf[0, n) by the total order (descending composite), then write the row.
-__device__ void write_sorted(const Params& p, u64* buf, u32 n, int row, int req, bool tie_large) {
+__device__ void write_sorted(const Params& p, u64* buf, u32 n, int row, const IndexMap& map, bool tie_large) {
   u32 N = 2;
   while (N < n) N <<= 1;
   for (u32 i = threadIdx.x; i < N; i += THREADS) {
@@ -1101,7 +1140,7 @@ __device__ void write_sorted(const Params& p, u64* buf, u32 n, int row, int req,
       const u32 low = (u32)buf[j];
       idx = (i32)(tie_large ? low : ~low);
     }
-    out[j] = transform_index(p, row, req, idx);
+    out[j] = map(idx);
   }
 }
 
@@ -1109,7 +1148,7 @@ __device__ void write_sorted(const Params& p, u64* buf, u32 n, int row, int req,
 // index order through ordered scans, or gathered on rank 0 and sorted.
 template <class Src>
 __device__ __forceinline__ void write_cut(const Params& p, Shared& s, u64* buf, const Src& src,
-                                          const Cut& c, u32 total, int row, int req, u32 rank,
+                                          const Cut& c, u32 total, int row, const IndexMap& map, u32 rank,
                                           u32 P) {
   const u32 k = (u32)p.k, kept_all = min(total, k);
   i32* out = p.out + (i64)row * p.k;
@@ -1126,7 +1165,7 @@ __device__ __forceinline__ void write_cut(const Params& p, Shared& s, u64* buf, 
   const u32 out_base = gt_base + c.clamp(eq_base) - c.lo;
   if (!p.sorted) {
     keep_cut(s, src, c, gt_base, eq_base, [&](u32 pos, u64 e) {
-      out[out_base + pos] = transform_index(p, row, req, (i32)(u32)e);
+      out[out_base + pos] = map((i32)(u32)e);
     });
     if (rank == 0)
       for (u32 j = kept_all + threadIdx.x; j < k; j += THREADS) out[j] = -1;
@@ -1144,7 +1183,7 @@ __device__ __forceinline__ void write_cut(const Params& p, Shared& s, u64* buf, 
     cluster_sync();
     if (rank > 0) return;
   }
-  write_sorted(p, buf, kept_all, row, req, p.tie_large != 0);
+  write_sorted(p, buf, kept_all, row, map, p.tie_large != 0);
 }
 
 // write_cut for keys in registers, out of line: the rare cuts (a tie across the cut, sorted
@@ -1153,15 +1192,15 @@ __device__ __forceinline__ void write_cut(const Params& p, Shared& s, u64* buf, 
 template <int L, bool FULL>
 __device__ __noinline__ void write_cut_out_of_line(const Params& p, Shared& s, u64* buf,
                                                    const RegisterKeys<L, FULL> src, Cut c,
-                                                   u32 total, int row, int req, u32 rank, u32 P) {
-  write_cut(p, s, buf, src, c, total, row, req, rank, P);
+                                                   u32 total, int row, const IndexMap& map, u32 rank, u32 P) {
+  write_cut(p, s, buf, src, c, total, row, map, rank, P);
 }
 
 // The keys of a source above a threshold cut, written in index order: one compare a key and
 // one block scan (a strip of the buffer, or all of a CTA's registers).
 template <class Src>
 __device__ __forceinline__ void write_above(const Params& p, Shared& s, const Src& src, u32 thr,
-                                            u32 total, int row, int req, u32 rank, u32 P) {
+                                            u32 total, int row, const IndexMap& map, u32 rank, u32 P) {
   const u32 k = (u32)p.k;
   i32* out = p.out + (i64)row * p.k;
   const auto r = src.rank_above(s, thr, P);
@@ -1171,11 +1210,10 @@ __device__ __forceinline__ void write_above(const Params& p, Shared& s, const Sr
     cluster_sync();
     base = __reduce_add_sync(0xffffffffu, lane_slot(s.gt_from, rank, 0u));
   }
-  i32* at = out + base;
-  if (p.transform == 0)
-    src.put_above(s, r, thr, [&](int j, u32 idx) { at[j] = (i32)idx; });
+  if (map.kind == 0)
+    src.put_above(s, r, thr, out + base, [](u32 idx) { return (i32)idx; });
   else
-    src.put_above(s, r, thr, [&](int j, u32 idx) { at[j] = transform_index(p, row, req, (i32)idx); });
+    src.put_above(s, r, thr, out + base, [&](u32 idx) { return map((i32)idx); });
   if (rank == 0)
     for (u32 j = min(total, k) + threadIdx.x; j < k; j += THREADS) out[j] = -1;
 }
@@ -1199,7 +1237,7 @@ __device__ __forceinline__ void local_floor(Shared& s, const Src& src, u32 n, u3
 // [lo, hi], or none with lo > hi) and write it.
 template <class Src>
 __device__ void finish(const Params& p, Shared& s, u64* buf, u32* chist, const Src& src, u32 n,
-                       u32 lo, u32 hi, int row, int req, u32 rank, u32 P) {
+                       u32 lo, u32 hi, int row, const IndexMap& map, u32 rank, u32 P) {
   const u32 k = (u32)p.k;
   // The union's size decides whether anything must be cut; its key range sets the digits.
   u32 total = n, cands = n;
@@ -1235,11 +1273,11 @@ __device__ void finish(const Params& p, Shared& s, u64* buf, u32* chist, const S
                                     p.tie_large != 0, rank, P, chist)
                           : Cut{0u, 0u, 0u, 0u, false};
   if (!p.sorted && c.is_threshold())
-    write_above(p, s, src, c.above(), total, row, req, rank, P);
+    write_above(p, s, src, c.above(), total, row, map, rank, P);
   else if constexpr (Src::IN_REGISTERS)
-    write_cut_out_of_line(p, s, buf, src, c, total, row, req, rank, P);
+    write_cut_out_of_line(p, s, buf, src, c, total, row, map, rank, P);
   else
-    write_cut(p, s, buf, src, c, total, row, req, rank, P);
+    write_cut(p, s, buf, src, c, total, row, map, rank, P);
 }
 
 // Select and write a row whose candidates [s0, s1) are loaded in `raw` (a segment load_vecs
@@ -1247,10 +1285,10 @@ __device__ void finish(const Params& p, Shared& s, u64* buf, u32* chist, const S
 template <bool FULL>
 __device__ __forceinline__ void resident(const Params& p, Shared& s, u64* buf, u32* chist,
                                          const Vecs<RES_LOADS>& raw, u32 s0, u32 s1, int row,
-                                         int req, u32 rank, u32 P) {
+                                         const IndexMap& map, u32 rank, u32 P) {
   u32 lo = 0xffffffffu, hi = 0u;
   const auto keys = keys_of<FULL>(raw, s0, s1, lo, hi);
-  finish(p, s, buf, chist, keys, s1 - s0, lo, hi, row, req, rank, P);
+  finish(p, s, buf, chist, keys, s1 - s0, lo, hi, row, map, rank, P);
 }
 
 }  // namespace topk
@@ -1288,13 +1326,13 @@ extern "C" __global__ void __launch_bounds__(THREADS, MIN_BLOCKS) DSA_ENTRY_TOPK
   };
   if (early) load();
 #endif
-  const int req = p.transform == 2 ? find_request(p, row) : -1;
+  const IndexMap map = index_map(p, row);
   if (!p.sorted && len <= (i64)p.k) {
     // Every candidate is in the set and the order is by index: no score needs reading. The
     // whole cluster takes this branch, so no cluster barrier is skipped by some of it.
     i32* out = p.out + (i64)row * p.k;
     if (rank == 0)
-      for (int j = threadIdx.x; j < p.k; j += THREADS) out[j] = transform_index(p, row, req, j < len ? j : -1);
+      for (int j = threadIdx.x; j < p.k; j += THREADS) out[j] = map(j < len ? j : -1);
     return;
   }
   if (threadIdx.x == 0) { s.kth = 0; s.list_n = 0; }
@@ -1308,9 +1346,9 @@ extern "C" __global__ void __launch_bounds__(THREADS, MIN_BLOCKS) DSA_ENTRY_TOPK
   // tile. finish's first barrier covers the zeroing above (no peer is read before it).
   const u32 e1 = (u32)min((i64)s1, len), e0 = min(s0, e1);  // the candidates among the loads
   if (full && e1 == s1)
-    resident<true>(p, s, buf, chist, raw, s0, s1, row, req, rank, P);
+    resident<true>(p, s, buf, chist, raw, s0, s1, row, map, rank, P);
   else
-    resident<false>(p, s, buf, chist, raw, e0, e1, row, req, rank, P);
+    resident<false>(p, s, buf, chist, raw, e0, e1, row, map, rank, P);
 #else
   segment(len, P, plog, rank, s0, s1);
   const SCORE_T* rowp = row_ptr();
@@ -1322,6 +1360,6 @@ extern "C" __global__ void __launch_bounds__(THREADS, MIN_BLOCKS) DSA_ENTRY_TOPK
     st = stream_pass(s, buf, rowp, s0, s1, (u32)p.k, tie_large, P, guess);
     if (!guess || st.seen >= (u32)p.k || st.seen == s1 - s0) break;  // else the guess was too high
   }
-  finish(p, s, buf, chist, BufferKeys{buf, st.n}, st.n, st.lo, st.hi, row, req, rank, P);
+  finish(p, s, buf, chist, BufferKeys{buf, st.n}, st.n, st.lo, st.hi, row, map, rank, P);
 #endif
 }
