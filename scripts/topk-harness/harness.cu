@@ -1,7 +1,7 @@
 // A standalone timing and check harness for topk.cu (no Rust, no JIT): compiled with nvcc on
 // the GPU machine, so kernel experiments there take seconds instead of a staging round trip.
 //
-//   harness ROWS LEN P [K] [CAUSAL] [ITERS]
+//   [PAD=0/1/2] [TRANSFORM=0/1/2] harness ROWS LEN P [K] [CAUSAL] [ITERS]
 //
 // Builds the kernel the way the JIT does (prelude + topk.cu, the variant's defines on the
 // command line: see build.sh), launches ROWS * P CTAs (clusters of P) over random scores
@@ -134,7 +134,10 @@ int main(int argc, char** argv) {
   void* pad;
   CK(cudaMalloc(&pad, pad_bytes));
   // As the plan: the streaming buffer, and the cluster histograms with P > 1 (index order).
-  const u32 entries = SEGMENTS_RESIDENT ? 0 : CAP;
+#ifndef HARNESS_ENTRIES
+#define HARNESS_ENTRIES CAP  // an experiment's copy may need more than the buffer
+#endif
+  const u32 entries = SEGMENTS_RESIDENT ? 0 : HARNESS_ENTRIES;
   const u32 dyn = entries * 8 + (P > 1 ? 3 * 2048 * 4 : 0);
   CK(cudaFuncSetAttribute(DSA_ENTRY_TOPK, cudaFuncAttributeMaxDynamicSharedMemorySize, dyn));
   if (P > 8) CK(cudaFuncSetAttribute(DSA_ENTRY_TOPK, cudaFuncAttributeNonPortableClusterSizeAllowed, 1));
@@ -145,6 +148,37 @@ int main(int argc, char** argv) {
   p.rows = rows;
   p.k = k;
   p.cluster = P;
+  // TRANSFORM=1: ragged, offsets[r] = 7 r; TRANSFORM=2: paged with pages of one, request r
+  // for row r, page_table[r][j] = (stride - 1 - j) + r * stride.
+  const int transform = getenv("TRANSFORM") ? atoi(getenv("TRANSFORM")) : 0;
+  std::vector<i32> offs(rows), reqs(rows), table;
+  for (int r = 0; r < rows; ++r) offs[r] = 7 * r, reqs[r] = r;
+  p.transform = transform;
+  if (transform == 1) {
+    i32* d;
+    CK(cudaMalloc(&d, rows * 4));
+    CK(cudaMemcpy(d, offs.data(), rows * 4, cudaMemcpyHostToDevice));
+    p.offsets = d;
+  } else if (transform == 2) {
+    table.resize((size_t)rows * stride);
+    for (size_t i = 0; i < table.size(); ++i) table[i] = (i32)((stride - 1 - (long)(i % stride)) + (long)(i / stride) * stride);
+    i32 *d, *t;
+    CK(cudaMalloc(&d, rows * 4));
+    CK(cudaMalloc(&t, table.size() * 4));
+    CK(cudaMemcpy(d, reqs.data(), rows * 4, cudaMemcpyHostToDevice));
+    CK(cudaMemcpy(t, table.data(), table.size() * 4, cudaMemcpyHostToDevice));
+    p.req_map = d;
+    p.page_table = t;
+    p.pt_stride = stride;
+    p.pt_cols = (i32)stride;
+    p.num_req = rows;
+    p.page_log2 = 0;
+  }
+  // The transform applied to an index of row r, as the kernel must.
+  const auto mapped = [&](int r, int idx) {
+    if (idx < 0 || transform == 0) return idx;
+    return transform == 1 ? idx + offs[r] : table[(size_t)r * stride + idx];
+  };
   cudaLaunchConfig_t cfg{};
   cudaLaunchAttribute attr[1];
   cfg.gridDim = dim3(rows * P);
@@ -176,6 +210,7 @@ int main(int argc, char** argv) {
     std::vector<int> want(k, -1);
     for (int j = 0; j < kk; ++j) want[j] = v[j].second;
     std::sort(want.begin(), want.begin() + kk);
+    for (int j = 0; j < k; ++j) want[j] = mapped(r, want[j]);
     for (int j = 0; j < k; ++j)
       if (want[j] != out[(size_t)r * k + j]) {
         ++bad;
@@ -201,7 +236,7 @@ int main(int argc, char** argv) {
     t.push_back(ms * 1000.f);
   }
   std::sort(t.begin(), t.end());
-  printf("pad%d %-12s %5d x %-7ld P=%-2d T=%-4d median %7.2f us  min %7.2f  %s\n", pad_mode(), TAG, rows, len, P,
+  printf("pad%d t%d %-12s %5d x %-7ld P=%-2d T=%-4d median %7.2f us  min %7.2f  %s\n", pad_mode(), transform, TAG, rows, len, P,
          THREADS, t[t.size() / 2], t[0], bad ? "WRONG" : "ok");
 #ifdef TIMELINE
   print_timeline(rows * P, copies, pad, pad_bytes, launch);

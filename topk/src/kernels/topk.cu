@@ -215,6 +215,41 @@ __device__ __forceinline__ void row_sync(u32 P) {
   if (P > 1) cluster_sync(); else __syncthreads();
 }
 
+// The fused index transform of one row: -1 stays -1, and an index the page table cannot map
+// becomes -1. Its per-row inputs are read when the row starts (the select hides their latency)
+// and kept in shared memory until the write (registers stay free). Page-table entries are read
+// through the read-only path, so that a thread's lookups can all be in flight before its first
+// store (a plain load would wait for every earlier store to `out`, which it might alias).
+struct IndexMap {
+  i32 kind;       // 0: none, 1: ragged, 2: paged
+  i32 offset;     // ragged: the row's offset
+  const i32* pt;  // paged: the row's request's page-table row (null: the row has no request)
+  i32 cols;       // paged: valid entries of `pt`
+  i32 log2;       // paged: log2(page size)
+  __device__ __forceinline__ i32 operator()(i32 idx) const {
+    if (idx < 0 || kind == 0) return idx;
+    if (kind == 1) return idx + offset;
+    return paged(idx, entry(idx));
+  }
+  // Paged, in two steps, so that a thread's lookups are all issued before any is used: the
+  // page-table entry of an index (-1 where there is none), then the index it maps to.
+  __device__ __forceinline__ i32 entry(i32 idx) const {
+    const i32 page = idx >> log2;
+    return pt && idx >= 0 && page < cols ? __ldg(pt + page) : -1;
+  }
+  __device__ __forceinline__ i32 paged(i32 idx, i32 entry) const {
+    return idx < 0 || entry < 0 ? -1 : (entry << log2) + (idx & ((1 << log2) - 1));
+  }
+};
+
+// What a write stores for index `idx`: with GATHER (the paged IndexMap) from its page-table
+// entry read before, else map(idx).
+template <bool GATHER, class Map>
+__device__ __forceinline__ i32 mapped(const Map& map, u32 idx, i32 entry) {
+  if constexpr (GATHER) return map.paged((i32)idx, entry);
+  else return map(idx);
+}
+
 enum { PUB_N, PUB_LO, PUB_HI, PUB_FLOOR };
 
 struct Shared {
@@ -235,6 +270,7 @@ struct Shared {
   alignas(16) u32 pub[4];
   u32 above_pub;
   u32 gt_from[MAX_CLUSTER], eq_from[MAX_CLUSTER];  // earlier CTAs' counts of the cut (push_to)
+  IndexMap map;  // the row's transform
 };
 
 // Block-wide min and max (every thread gets both).
@@ -650,9 +686,9 @@ struct BufferKeys {
     return r;
   }
   // out[j] = map(position) for each entry above `thr`, j its rank in buffer (index) order:
-  // strips of two pairs a thread, one packed block scan a strip, a strip's entries mapped
-  // before any is stored.
-  template <class Map>
+  // strips of two pairs a thread, one packed block scan a strip (with GATHER, the paged map,
+  // a strip's page-table entries read before any is used).
+  template <bool GATHER, class Map>
   __device__ __forceinline__ void put_above(Shared& s, const Ranks<0>&, u32 thr, i32* out,
                                             Map map) const {
     u32 run = 0, parity = 0;
@@ -667,16 +703,19 @@ struct BufferKeys {
                 << ((32 / PAIRS) * u);
       u32 at[PAIRS];
       const u32 total = group_offsets<PAIRS>(s.warp_sums[parity], mine, at);
-      i32 val[PAIRS][2];
+      i32 entry[PAIRS][2] = {};
+      if constexpr (GATHER)
 #pragma unroll
-      for (int u = 0; u < PAIRS; ++u)
+        for (int u = 0; u < PAIRS; ++u)
 #pragma unroll
-        for (int v = 0; v < 2; ++v) val[u][v] = (u32)(e[u][v] >> 32) > thr ? map((u32)e[u][v]) : 0;
+          for (int v = 0; v < 2; ++v)
+            if ((u32)(e[u][v] >> 32) > thr) entry[u][v] = map.entry((i32)(u32)e[u][v]);
 #pragma unroll
       for (int u = 0; u < PAIRS; ++u)
 #pragma unroll
         for (int v = 0; v < 2; ++v)
-          if ((u32)(e[u][v] >> 32) > thr) out[run + at[u]++] = val[u][v];
+          if ((u32)(e[u][v] >> 32) > thr)
+            out[run + at[u]++] = mapped<GATHER>(map, (u32)e[u][v], entry[u][v]);
       run += total;
     }
   }
@@ -734,25 +773,40 @@ struct RegisterKeys {
     }
     return r;
   }
-  // out[at] = map(position) for each key above `thr`, with `r` from rank_above. Four vectors
-  // at a time are mapped before any is stored, so their page-table lookups overlap.
-  template <class Map>
+  // out[at] = map(position) for each key above `thr`, with `r` from rank_above. With GATHER
+  // (the paged map), four vectors' page-table entries are read before any is used, so that
+  // their lookups are in flight together.
+  template <bool GATHER, class Map>
   __device__ __forceinline__ void put_above(Shared&, const Ranks<L>& r, u32 thr, i32* out,
                                             Map map) const {
-    constexpr int G = L < 4 ? L : 4;
+    // With GATHER the passing slots are kept as bits, so the keys are free before the lookups
+    // take registers.
+    static_assert(L * VEC <= 32, "one bit a slot");
+    u32 pass = 0;
+    if constexpr (GATHER)
+#pragma unroll
+      for (int u = 0; u < L; ++u)
+#pragma unroll
+        for (int v = 0; v < VEC; ++v) pass |= (u32)(key[u][v] > thr) << (u * VEC + v);
+    const auto in = [&](int u, int v) {
+      return GATHER ? ((pass >> (u * VEC + v)) & 1u) != 0 : key[u][v] > thr;
+    };
+    constexpr int G = GATHER && L > 4 ? 4 : L;
 #pragma unroll
     for (int g = 0; g < L; g += G) {
-      i32 val[G][VEC];
+      i32 entry[G][VEC] = {};
+      if constexpr (GATHER)
 #pragma unroll
-      for (int u = 0; u < G; ++u)
+        for (int u = 0; u < G; ++u)
 #pragma unroll
-        for (int v = 0; v < VEC; ++v) val[u][v] = key[g + u][v] > thr ? map(position(g + u, v)) : 0;
+          for (int v = 0; v < VEC; ++v)
+            if (in(g + u, v)) entry[u][v] = map.entry((i32)position(g + u, v));
 #pragma unroll
       for (int u = 0; u < G; ++u) {
         u32 at = r.at[g + u];
 #pragma unroll
         for (int v = 0; v < VEC; ++v)
-          if (key[g + u][v] > thr) out[at++] = val[u][v];
+          if (in(g + u, v)) out[at++] = mapped<GATHER>(map, position(g + u, v), entry[u][v]);
       }
     }
   }
@@ -888,27 +942,6 @@ __device__ __forceinline__ int find_request(const Params& p, int row) {
   return (p.num_req > 0 && p.cu_seqlens[lo] <= row && row < p.cu_seqlens[p.num_req]) ? lo : -1;
 }
 
-// The fused index transform of one row: -1 stays -1, and an index the page table cannot map
-// becomes -1. Its per-row inputs are read once, when the row starts (the select hides their
-// latency), and page-table entries through the read-only path, so that a thread's lookups can
-// all be in flight before its first store (a plain load would wait for every earlier store to
-// `out`, which it might alias).
-struct IndexMap {
-  i32 kind;       // 0: none, 1: ragged, 2: paged
-  i32 offset;     // ragged: the row's offset
-  const i32* pt;  // paged: the row's request's page-table row (null: the row has no request)
-  i32 cols;       // paged: valid entries of `pt`
-  i32 log2;       // paged: log2(page size)
-  __device__ __forceinline__ i32 operator()(i32 idx) const {
-    if (idx < 0 || kind == 0) return idx;
-    if (kind == 1) return idx + offset;
-    const i32 page = idx >> log2;
-    if (!pt || page >= cols) return -1;
-    const i32 entry = __ldg(pt + page);
-    return entry < 0 ? -1 : (entry << log2) + (idx & ((1 << log2) - 1));
-  }
-};
-
 __device__ __forceinline__ IndexMap index_map(const Params& p, int row) {
   IndexMap m{p.transform, 0, nullptr, p.pt_cols, p.page_log2};
   if (p.transform == 1) m.offset = __ldg(p.offsets + row);
@@ -917,6 +950,20 @@ __device__ __forceinline__ IndexMap index_map(const Params& p, int row) {
     if (req >= 0 && req < p.num_req) m.pt = p.page_table + (i64)req * p.pt_stride;
   }
   return m;
+}
+
+// Paged: pull the page-table entries of candidates [s0, s1) into L2 while the scores load, so
+// that the write's lookups do not each wait for HBM. Only when they are at most 4k (a segment
+// short next to k): then most of their sectors are read by the lookups anyway, where a long
+// segment's k lookups touch a small share of its entries.
+__device__ __forceinline__ void prefetch_pages(const IndexMap& m, u32 s0, u32 s1, u32 k) {
+  if (m.kind != 2 || !m.pt || s0 >= s1 || m.cols <= 0) return;
+  const u32 first = s0 >> m.log2, last = min((s1 - 1) >> m.log2, (u32)m.cols - 1);
+  if (first > last || last - first >= 4 * k) return;
+  const u64 end = reinterpret_cast<u64>(m.pt + last + 1);
+  for (u64 line = (reinterpret_cast<u64>(m.pt + first) & ~127ull) + 128 * threadIdx.x; line < end;
+       line += 128 * THREADS)
+    asm volatile("prefetch.global.L2 [%0];" ::"l"(line));
 }
 
 // ---- loading and streaming ------------------------------------------------------------------
@@ -1109,7 +1156,9 @@ __device__ Stream stream_pass(Shared& s, u64* buf, const SCORE_T* rowp, u32 s0, 
 }
 
 // Bitonic sort of buf[0, n) by the total order (descending composite), then write the row.
-__device__ void write_sorted(const Params& p, u64* buf, u32 n, int row, const IndexMap& map, bool tie_large) {
+__device__ void write_sorted(const Params& p, const Shared& s, u64* buf, u32 n, int row,
+                             bool tie_large) {
+  const IndexMap map = s.map;
   u32 N = 2;
   while (N < n) N <<= 1;
   for (u32 i = threadIdx.x; i < N; i += THREADS) {
@@ -1148,7 +1197,7 @@ __device__ void write_sorted(const Params& p, u64* buf, u32 n, int row, const In
 // index order through ordered scans, or gathered on rank 0 and sorted.
 template <class Src>
 __device__ __forceinline__ void write_cut(const Params& p, Shared& s, u64* buf, const Src& src,
-                                          const Cut& c, u32 total, int row, const IndexMap& map, u32 rank,
+                                          const Cut& c, u32 total, int row, u32 rank,
                                           u32 P) {
   const u32 k = (u32)p.k, kept_all = min(total, k);
   i32* out = p.out + (i64)row * p.k;
@@ -1164,6 +1213,7 @@ __device__ __forceinline__ void write_cut(const Params& p, Shared& s, u64* buf, 
   }
   const u32 out_base = gt_base + c.clamp(eq_base) - c.lo;
   if (!p.sorted) {
+    const IndexMap map = s.map;
     keep_cut(s, src, c, gt_base, eq_base, [&](u32 pos, u64 e) {
       out[out_base + pos] = map((i32)(u32)e);
     });
@@ -1183,7 +1233,7 @@ __device__ __forceinline__ void write_cut(const Params& p, Shared& s, u64* buf, 
     cluster_sync();
     if (rank > 0) return;
   }
-  write_sorted(p, buf, kept_all, row, map, p.tie_large != 0);
+  write_sorted(p, s, buf, kept_all, row, p.tie_large != 0);
 }
 
 // write_cut for keys in registers, out of line: the rare cuts (a tie across the cut, sorted
@@ -1192,15 +1242,15 @@ __device__ __forceinline__ void write_cut(const Params& p, Shared& s, u64* buf, 
 template <int L, bool FULL>
 __device__ __noinline__ void write_cut_out_of_line(const Params& p, Shared& s, u64* buf,
                                                    const RegisterKeys<L, FULL> src, Cut c,
-                                                   u32 total, int row, const IndexMap& map, u32 rank, u32 P) {
-  write_cut(p, s, buf, src, c, total, row, map, rank, P);
+                                                   u32 total, int row, u32 rank, u32 P) {
+  write_cut(p, s, buf, src, c, total, row, rank, P);
 }
 
 // The keys of a source above a threshold cut, written in index order: one compare a key and
 // one block scan (a strip of the buffer, or all of a CTA's registers).
 template <class Src>
 __device__ __forceinline__ void write_above(const Params& p, Shared& s, const Src& src, u32 thr,
-                                            u32 total, int row, const IndexMap& map, u32 rank, u32 P) {
+                                            u32 total, int row, u32 rank, u32 P) {
   const u32 k = (u32)p.k;
   i32* out = p.out + (i64)row * p.k;
   const auto r = src.rank_above(s, thr, P);
@@ -1210,10 +1260,14 @@ __device__ __forceinline__ void write_above(const Params& p, Shared& s, const Sr
     cluster_sync();
     base = __reduce_add_sync(0xffffffffu, lane_slot(s.gt_from, rank, 0u));
   }
+  const IndexMap map = s.map;
   if (map.kind == 0)
-    src.put_above(s, r, thr, out + base, [](u32 idx) { return (i32)idx; });
+    src.template put_above<false>(s, r, thr, out + base, [](u32 idx) { return (i32)idx; });
+  else if (map.kind == 1)
+    src.template put_above<false>(s, r, thr, out + base,
+                                  [&](u32 idx) { return (i32)idx + map.offset; });
   else
-    src.put_above(s, r, thr, out + base, [&](u32 idx) { return map((i32)idx); });
+    src.template put_above<true>(s, r, thr, out + base, map);
   if (rank == 0)
     for (u32 j = min(total, k) + threadIdx.x; j < k; j += THREADS) out[j] = -1;
 }
@@ -1237,7 +1291,7 @@ __device__ __forceinline__ void local_floor(Shared& s, const Src& src, u32 n, u3
 // [lo, hi], or none with lo > hi) and write it.
 template <class Src>
 __device__ void finish(const Params& p, Shared& s, u64* buf, u32* chist, const Src& src, u32 n,
-                       u32 lo, u32 hi, int row, const IndexMap& map, u32 rank, u32 P) {
+                       u32 lo, u32 hi, int row, u32 rank, u32 P) {
   const u32 k = (u32)p.k;
   // The union's size decides whether anything must be cut; its key range sets the digits.
   u32 total = n, cands = n;
@@ -1273,11 +1327,11 @@ __device__ void finish(const Params& p, Shared& s, u64* buf, u32* chist, const S
                                     p.tie_large != 0, rank, P, chist)
                           : Cut{0u, 0u, 0u, 0u, false};
   if (!p.sorted && c.is_threshold())
-    write_above(p, s, src, c.above(), total, row, map, rank, P);
+    write_above(p, s, src, c.above(), total, row, rank, P);
   else if constexpr (Src::IN_REGISTERS)
-    write_cut_out_of_line(p, s, buf, src, c, total, row, map, rank, P);
+    write_cut_out_of_line(p, s, buf, src, c, total, row, rank, P);
   else
-    write_cut(p, s, buf, src, c, total, row, map, rank, P);
+    write_cut(p, s, buf, src, c, total, row, rank, P);
 }
 
 // Select and write a row whose candidates [s0, s1) are loaded in `raw` (a segment load_vecs
@@ -1285,10 +1339,10 @@ __device__ void finish(const Params& p, Shared& s, u64* buf, u32* chist, const S
 template <bool FULL>
 __device__ __forceinline__ void resident(const Params& p, Shared& s, u64* buf, u32* chist,
                                          const Vecs<RES_LOADS>& raw, u32 s0, u32 s1, int row,
-                                         const IndexMap& map, u32 rank, u32 P) {
+                                         u32 rank, u32 P) {
   u32 lo = 0xffffffffu, hi = 0u;
   const auto keys = keys_of<FULL>(raw, s0, s1, lo, hi);
-  finish(p, s, buf, chist, keys, s1 - s0, lo, hi, row, map, rank, P);
+  finish(p, s, buf, chist, keys, s1 - s0, lo, hi, row, rank, P);
 }
 
 }  // namespace topk
@@ -1335,7 +1389,7 @@ extern "C" __global__ void __launch_bounds__(THREADS, MIN_BLOCKS) DSA_ENTRY_TOPK
       for (int j = threadIdx.x; j < p.k; j += THREADS) out[j] = map(j < len ? j : -1);
     return;
   }
-  if (threadIdx.x == 0) { s.kth = 0; s.list_n = 0; }
+  if (threadIdx.x == 0) { s.kth = 0; s.list_n = 0; s.map = map; }
   clear_bins(s.hist[0]);
   if (P > 1)
     for (int i = threadIdx.x; i < 3 * BINS; i += THREADS) chist[i] = 0;
@@ -1345,12 +1399,14 @@ extern "C" __global__ void __launch_bounds__(THREADS, MIN_BLOCKS) DSA_ENTRY_TOPK
   // The plan launches this form only when every segment (at most the stride's share) fits a
   // tile. finish's first barrier covers the zeroing above (no peer is read before it).
   const u32 e1 = (u32)min((i64)s1, len), e0 = min(s0, e1);  // the candidates among the loads
+  prefetch_pages(map, e0, e1, (u32)p.k);
   if (full && e1 == s1)
-    resident<true>(p, s, buf, chist, raw, s0, s1, row, map, rank, P);
+    resident<true>(p, s, buf, chist, raw, s0, s1, row, rank, P);
   else
-    resident<false>(p, s, buf, chist, raw, e0, e1, row, map, rank, P);
+    resident<false>(p, s, buf, chist, raw, e0, e1, row, rank, P);
 #else
   segment(len, P, plog, rank, s0, s1);
+  prefetch_pages(map, s0, s1, (u32)p.k);
   const SCORE_T* rowp = row_ptr();
   row_sync(P);  // peers have started, floors and cluster histograms are zero
   const bool tie_large = p.tie_large != 0;
@@ -1360,6 +1416,6 @@ extern "C" __global__ void __launch_bounds__(THREADS, MIN_BLOCKS) DSA_ENTRY_TOPK
     st = stream_pass(s, buf, rowp, s0, s1, (u32)p.k, tie_large, P, guess);
     if (!guess || st.seen >= (u32)p.k || st.seen == s1 - s0) break;  // else the guess was too high
   }
-  finish(p, s, buf, chist, BufferKeys{buf, st.n}, st.n, st.lo, st.hi, row, map, rank, P);
+  finish(p, s, buf, chist, BufferKeys{buf, st.n}, st.n, st.lo, st.hi, row, rank, P);
 #endif
 }
