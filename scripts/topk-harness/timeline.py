@@ -30,7 +30,7 @@ __device__ __forceinline__ unsigned long long tl_now() {
 # (anchor, stamp inserted after it)
 STAMPS = [
     ("  const u32 rank = blockIdx.x & (P - 1);\n", "  TL0(0);\n"),
-    ("    return;\n  }\n  if (threadIdx.x == 0) { s.kth = 0; s.list_n = 0; }", "\n  TL(1);"),
+    ("    return;\n  }\n  if (threadIdx.x == 0) { s.kth = 0; s.list_n = 0; s.map = map; }", "\n  TL(1);"),
     ("  const auto keys = keys_of<FULL>(raw, s0, s1, lo, hi);\n", "  TL(2);\n"),
     ("    if (!guess || st.seen >= (u32)p.k || st.seen == s1 - s0) break;  // else the guess was too high\n  }\n", "  TL(2);\n"),
     ("  bool below = false;\n  block_minmax(s, lo, hi);\n", "  TL(3);\n"),
