@@ -83,6 +83,11 @@ pub enum RequestMap {
 }
 
 /// An index transform fused into the output write.
+///
+/// Ragged costs about nothing over no transform. Paged gathers one page-table entry per kept
+/// index after the select, so its cost grows with the page table's share of the bytes. A short
+/// segment's page-table span is prefetched into L2 while the scores load.
+/// BENCHMARKS.md (session 8) has the measurements.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Transform {
     /// `out = idx`.
