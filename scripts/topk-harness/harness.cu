@@ -134,10 +134,7 @@ int main(int argc, char** argv) {
   void* pad;
   CK(cudaMalloc(&pad, pad_bytes));
   // As the plan: the streaming buffer, and the cluster histograms with P > 1 (index order).
-#ifndef HARNESS_ENTRIES
-#define HARNESS_ENTRIES CAP  // an experiment's copy may need more than the buffer
-#endif
-  const u32 entries = SEGMENTS_RESIDENT ? 0 : HARNESS_ENTRIES;
+  const u32 entries = SEGMENTS_RESIDENT ? 0 : CAP;
   const u32 dyn = entries * 8 + (P > 1 ? 3 * 2048 * 4 : 0);
   CK(cudaFuncSetAttribute(DSA_ENTRY_TOPK, cudaFuncAttributeMaxDynamicSharedMemorySize, dyn));
   if (P > 8) CK(cudaFuncSetAttribute(DSA_ENTRY_TOPK, cudaFuncAttributeNonPortableClusterSizeAllowed, 1));
