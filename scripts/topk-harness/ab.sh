@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # A/B of kernel copies on the goal shapes, in one device call (nvcc there):
 #
-#   [TRANSFORMS="0 2"] [ITERS=100] [ROUNDS=1] scripts/topk-harness/ab.sh A.cu B.cu [C.cu ...]
+#   [TRANSFORMS="0 2"] [ITERS=100] [ROUNDS=1] [SHAPES=...] scripts/topk-harness/ab.sh A.cu B.cu [C.cu ...]
 #
 # Each copy of topk.cu is built (in parallel) as the variant the plan takes for each shape
 # below, then every shape runs with each copy in turn (interleaved, so clock and thermal drift
 # hit them alike), once per transform in TRANSFORMS (0 plain, 1 ragged, 2 paged) and round.
 # Every run also checks sampled rows against the CPU (the harness prints "ok" or the mismatch).
+# SHAPES replaces the shape list, one shape a line: "THREADS RESIDENT KEYS ROWS LEN P K CAUSAL".
 # A copy is named by its file name without .cu. Example, the committed kernel against an edit:
 #   git show HEAD:topk/src/kernels/topk.cu > .devbin/extra/base.cu
 #   cp topk/src/kernels/topk.cu .devbin/extra/new.cu
@@ -25,6 +26,7 @@ shapes=(
   "1024 0 16 64 131072 2 2048 0"
   "512 0 16 256 131072 1 2048 0"
 )
+[ -n "${SHAPES:-}" ] && mapfile -t shapes <<<"$SHAPES"
 name() { basename "$1" .cu; }
 kernels=("$@")
 declare -A building
