@@ -6,7 +6,8 @@
 # Each copy of topk.cu is built (in parallel) as the variant the plan takes for each shape
 # below, then every shape runs with each copy in turn (interleaved, so clock and thermal drift
 # hit them alike), once per transform in TRANSFORMS (0 plain, 1 ragged, 2 paged) and round.
-# Every run also checks sampled rows against the CPU (the harness prints "ok" or the mismatch).
+# Every run also checks sampled rows against the CPU (the harness prints "ok" or the mismatch);
+# DATA=1 (NaN, +-inf, +-0 mixed in) or DATA=2 (ties) passes to the harness.
 # SHAPES replaces the shape list, one shape a line: "THREADS RESIDENT KEYS ROWS LEN P K CAUSAL".
 # A copy is named by its file name without .cu. Example, the committed kernel against an edit:
 #   git show HEAD:topk/src/kernels/topk.cu > .devbin/extra/base.cu

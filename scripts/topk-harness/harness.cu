@@ -1,12 +1,12 @@
 // A standalone timing and check harness for topk.cu (no Rust, no JIT): compiled with nvcc on
 // the GPU machine, so kernel experiments there take seconds instead of a staging round trip.
 //
-//   [PAD=0/1/2] [TRANSFORM=0/1/2] harness ROWS LEN P [K] [CAUSAL] [ITERS]
+//   [PAD=0/1/2] [TRANSFORM=0/1/2] [DATA=0/1/2] harness ROWS LEN P [K] [CAUSAL] [ITERS]
 //
 // Builds the kernel the way the JIT does (prelude + topk.cu, the variant's defines on the
 // command line: see build.sh), launches ROWS * P CTAs (clusters of P) over random scores
-// (uniform in [-8, 8), as `dsa bench`), checks sampled rows against a CPU sort (tie small,
-// index order) and prints the median of ITERS runs timed with CUDA events, inputs rotated over
+// (uniform in [-8, 8), as `dsa bench`; DATA=1 or 2 mixes in special values or makes ties),
+// checks sampled rows against a CPU sort (tie small, index order) and prints the median of ITERS runs timed with CUDA events, inputs rotated over
 // at least 192 MB. Before each timed run PAD=2 (default) queues a clock loop, PAD=1 a 64 MiB
 // memset (the session-6 method), PAD=0 nothing. Built with -DTIMELINE over the copy that
 // timeline.py makes, it also prints per-phase times of the CTAs (%globaltimer after a block
@@ -47,6 +47,23 @@ __global__ void fill(float* x, size_t n, u64 seed) {
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
     z ^= z >> 31;
     x[i] = ((float)(z >> 40) / (float)(1u << 24)) * 16.0f - 8.0f;
+  }
+}
+
+// DATA=1: special values mixed in (NaN of both signs and several payloads, +-inf, +-0);
+// DATA=2: ties, the scores rounded down to whole numbers (16 values, long equal runs across
+// the cut).
+__global__ void reshape(float* x, size_t n, int data) {
+  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+    if (data == 2) {
+      x[i] = floorf(x[i]);
+    } else if (i % 61 == 0) {
+      x[i] = __uint_as_float((i & 64 ? 0xff800000u : 0x7f800000u) | 1u | (u32)(i & 0x3fffffu));
+    } else if (i % 67 == 0) {
+      x[i] = __uint_as_float(i & 64 ? 0xff800000u : 0x7f800000u);
+    } else if (i % 71 == 0) {
+      x[i] = i & 64 ? -0.0f : 0.0f;
+    }
   }
 }
 
@@ -123,6 +140,7 @@ int main(int argc, char** argv) {
   for (int c = 0; c < copies; ++c) {
     CK(cudaMalloc(&in[c], n * 4));
     fill<<<1024, 256>>>(in[c], n, 12345 + c * 0x10000000ull);
+    if (getenv("DATA")) reshape<<<1024, 256>>>(in[c], n, atoi(getenv("DATA")));
   }
   std::vector<i32> lens(rows);
   for (int i = 0; i < rows; ++i) lens[i] = causal ? (int)std::min<long>(i + 1, stride) : (int)len;
