@@ -6,8 +6,8 @@
 // Builds the kernel the way the JIT does (prelude + topk.cu, the variant's defines on the
 // command line: see build.sh), launches ROWS * P CTAs (clusters of P) over random scores
 // (uniform in [-8, 8), as `dsa bench`; DATA=1 or 2 mixes in special values or makes ties),
-// checks sampled rows against a CPU sort (tie small, index order) and prints the median of ITERS runs timed with CUDA events, inputs rotated over
-// at least 192 MB. Before each timed run PAD=2 (default) queues a clock loop, PAD=1 a 64 MiB
+// checks sampled rows against a CPU sort (tie small, index order) and prints the median of
+// ITERS runs timed with CUDA events, inputs rotated over at least 192 MB. Before each timed run PAD=2 (default) queues a clock loop, PAD=1 a 64 MiB
 // memset (the session-6 method), PAD=0 nothing. Built with -DTIMELINE over the copy that
 // timeline.py makes, it also prints per-phase times of the CTAs (%globaltimer after a block
 // barrier at each phase boundary).
@@ -55,12 +55,13 @@ __global__ void fill(float* x, size_t n, u64 seed) {
 // the cut).
 __global__ void reshape(float* x, size_t n, int data) {
   for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+    const u32 inf = i & 64 ? 0xff800000u : 0x7f800000u;  // -inf or +inf
     if (data == 2) {
       x[i] = floorf(x[i]);
     } else if (i % 61 == 0) {
-      x[i] = __uint_as_float((i & 64 ? 0xff800000u : 0x7f800000u) | 1u | (u32)(i & 0x3fffffu));
+      x[i] = __uint_as_float(inf | 1u | (u32)(i & 0x3fffffu));  // a NaN: some mantissa bit set
     } else if (i % 67 == 0) {
-      x[i] = __uint_as_float(i & 64 ? 0xff800000u : 0x7f800000u);
+      x[i] = __uint_as_float(inf);
     } else if (i % 71 == 0) {
       x[i] = i & 64 ? -0.0f : 0.0f;
     }
@@ -136,11 +137,12 @@ int main(int argc, char** argv) {
   const long stride = len;
   const size_t n = (size_t)rows * stride;
   const int copies = (int)std::min<size_t>(1024, std::max<size_t>(2, ((size_t)192 << 20) / (n * 4) + 1));
+  const int data = getenv("DATA") ? atoi(getenv("DATA")) : 0;
   std::vector<float*> in(copies);
   for (int c = 0; c < copies; ++c) {
     CK(cudaMalloc(&in[c], n * 4));
     fill<<<1024, 256>>>(in[c], n, 12345 + c * 0x10000000ull);
-    if (getenv("DATA")) reshape<<<1024, 256>>>(in[c], n, atoi(getenv("DATA")));
+    if (data == 1 || data == 2) reshape<<<1024, 256>>>(in[c], n, data);
   }
   std::vector<i32> lens(rows);
   for (int i = 0; i < rows; ++i) lens[i] = causal ? (int)std::min<long>(i + 1, stride) : (int)len;
