@@ -14,8 +14,9 @@
 // Resident segments. A segment of at most TILE = THREADS * RESIDENT scores is loaded into registers
 // at once and selected there: the first digit over the registers, the rest over the chosen
 // bin's keys copied to a shared list. When no tie straddles the cut (the common case), the keys
-// above a threshold are written in index order with one compare a key and one packed block
-// scan; otherwise an out-of-line exact ordered pass writes them.
+// above a threshold are ranked in index order with one compare a key and one packed block
+// scan, staged at their rank in shared memory and stored out in 16-byte vectors (with the
+// row's index map); otherwise an out-of-line exact ordered pass writes them.
 //
 // Streaming. A longer segment is read in chunks of CHUNK = THREADS * 8 scores, the next
 // chunk's loads in flight while the current one is filtered. A score enters the buffer (key and
@@ -106,6 +107,15 @@ __device__ __forceinline__ u32 order_key(float f) {
   const u32 b = f != f ? 0x7fffffffu : __float_as_uint(f);  // one NaN, above +inf
   return b ^ ((u32)((i32)b >> 31) | 0x80000000u);        // negative: ~b, else set the sign bit
 }
+
+// order_key without the NaN step: a NaN's key is then above +inf's (sign clear) or below
+// -inf's (sign set, possibly 0), and `canonical` makes it order_key's.
+__device__ __forceinline__ u32 raw_key(float f) {
+  const u32 b = __float_as_uint(__fadd_rn(f, 0.0f));
+  return b ^ ((u32)((i32)b >> 31) | 0x80000000u);
+}
+__device__ __forceinline__ bool is_nan_key(u32 raw) { return raw < 0x007fffffu || raw > 0xff800000u; }
+__device__ __forceinline__ u32 canonical(u32 raw) { return is_nan_key(raw) ? 0xffffffffu : raw; }
 
 // The float f with: key(x) > G exactly when x > f, for every non-NaN x; `!(x <= f)` also
 // passes NaN, so a filter with it may let in more (never fewer) scores than `key > G`.
@@ -242,18 +252,15 @@ struct IndexMap {
   }
 };
 
-// What a write stores for index `idx`: with GATHER (the paged IndexMap) from its page-table
-// entry read before, else map(idx).
-template <bool GATHER, class Map>
-__device__ __forceinline__ i32 mapped(const Map& map, u32 idx, i32 entry) {
-  if constexpr (GATHER) return map.paged((i32)idx, entry);
-  else return map(idx);
-}
-
 enum { PUB_N, PUB_LO, PUB_HI, PUB_FLOOR };
 
 struct Shared {
-  alignas(16) u32 hist[2][BINS];  // a select's digit histograms by pass parity: one counts, one is cleared
+  union {
+    alignas(16) u32 hist[2][BINS];  // a select's digit histograms by pass parity: one counts, one is cleared
+    // After the select: the positions this CTA writes, staged at their output rank (from the
+    // output's lead_of on, so that 16-byte stores line up with the output), then copied out.
+    alignas(16) u32 stage[2 * BINS + 4];
+  };
   u32 bin_sums[2][32];  // find_bin's per-warp sums, by pass parity
   u32 sel[2][3];        // find_bin's result (bin, need, eq), by pass parity
   alignas(16) u32 list[LIST];  // keys of a resident segment in the bin its first digit chose
@@ -686,11 +693,11 @@ struct BufferKeys {
     return r;
   }
   // out[j] = map(position) for each entry above `thr`, j its rank in buffer (index) order:
-  // strips of two pairs a thread, one packed block scan a strip (with GATHER, the paged map,
-  // a strip's page-table entries read before any is used).
-  template <bool GATHER, class Map>
-  __device__ __forceinline__ void put_above(Shared& s, const Ranks<0>&, u32 thr, i32* out,
-                                            Map map) const {
+  // strips of two pairs a thread, one packed block scan a strip. Paged: a strip's page-table
+  // entries are read before any is used. (Staging these in shared memory, as the registers'
+  // keys are, made paged streaming rows slower: 256 x 32768 and prefill 16384.)
+  __device__ __forceinline__ void put_above(Shared& s, u32 thr, i32* out,
+                                            const IndexMap& map) const {
     u32 run = 0, parity = 0;
 #pragma unroll 1
     for (u32 strip = 0; strip < n; strip += STRIP, parity ^= 1) {
@@ -703,19 +710,30 @@ struct BufferKeys {
                 << ((32 / PAIRS) * u);
       u32 at[PAIRS];
       const u32 total = group_offsets<PAIRS>(s.warp_sums[parity], mine, at);
-      i32 entry[PAIRS][2] = {};
-      if constexpr (GATHER)
-#pragma unroll
-        for (int u = 0; u < PAIRS; ++u)
-#pragma unroll
-          for (int v = 0; v < 2; ++v)
-            if ((u32)(e[u][v] >> 32) > thr) entry[u][v] = map.entry((i32)(u32)e[u][v]);
+      i32 m[PAIRS][2];
 #pragma unroll
       for (int u = 0; u < PAIRS; ++u)
 #pragma unroll
         for (int v = 0; v < 2; ++v)
-          if ((u32)(e[u][v] >> 32) > thr)
-            out[run + at[u]++] = mapped<GATHER>(map, (u32)e[u][v], entry[u][v]);
+          m[u][v] = (u32)(e[u][v] >> 32) > thr ? (i32)(u32)e[u][v] : -1;
+      if (map.kind == 2) {
+        i32 ent[PAIRS][2];
+#pragma unroll
+        for (int u = 0; u < PAIRS; ++u)
+#pragma unroll
+          for (int v = 0; v < 2; ++v) ent[u][v] = map.entry(m[u][v]);
+#pragma unroll
+        for (int u = 0; u < PAIRS; ++u)
+#pragma unroll
+          for (int v = 0; v < 2; ++v)
+            if (m[u][v] >= 0) out[run + at[u]++] = map.paged(m[u][v], ent[u][v]);
+      } else {
+#pragma unroll
+        for (int u = 0; u < PAIRS; ++u)
+#pragma unroll
+          for (int v = 0; v < 2; ++v)
+            if (m[u][v] >= 0) out[run + at[u]++] = map(m[u][v]);
+      }
       run += total;
     }
   }
@@ -773,42 +791,19 @@ struct RegisterKeys {
     }
     return r;
   }
-  // out[at] = map(position) for each key above `thr`, with `r` from rank_above. With GATHER
-  // (the paged map), four vectors' page-table entries are read before any is used, so that
-  // their lookups are in flight together.
-  template <bool GATHER, class Map>
-  __device__ __forceinline__ void put_above(Shared&, const Ranks<L>& r, u32 thr, i32* out,
-                                            Map map) const {
-    // With GATHER the passing slots are kept as bits, so the keys are free before the lookups
-    // take registers.
-    static_assert(L * VEC <= 32, "one bit a slot");
-    u32 pass = 0;
-    if constexpr (GATHER)
+  // Stage the position of each key above `thr` at its rank (`r` from rank_above); returns the
+  // CTA's count.
+  __device__ __forceinline__ u32 stage_above(Shared&, const Ranks<L>& r, u32 thr,
+                                             u32* stage) const {
+    const u32 p0 = s0 + threadIdx.x * VEC;
 #pragma unroll
-      for (int u = 0; u < L; ++u)
+    for (int u = 0; u < L; ++u) {
+      u32* o = stage + r.at[u];
 #pragma unroll
-        for (int v = 0; v < VEC; ++v) pass |= (u32)(key[u][v] > thr) << (u * VEC + v);
-    const auto in = [&](int u, int v) {
-      return GATHER ? ((pass >> (u * VEC + v)) & 1u) != 0 : key[u][v] > thr;
-    };
-    constexpr int G = GATHER && L > 4 ? 4 : L;
-#pragma unroll
-    for (int g = 0; g < L; g += G) {
-      i32 entry[G][VEC] = {};
-      if constexpr (GATHER)
-#pragma unroll
-        for (int u = 0; u < G; ++u)
-#pragma unroll
-          for (int v = 0; v < VEC; ++v)
-            if (in(g + u, v)) entry[u][v] = map.entry((i32)position(g + u, v));
-#pragma unroll
-      for (int u = 0; u < G; ++u) {
-        u32 at = r.at[g + u];
-#pragma unroll
-        for (int v = 0; v < VEC; ++v)
-          if (in(g + u, v)) out[at++] = mapped<GATHER>(map, position(g + u, v), entry[u][v]);
-      }
+      for (int v = 0; v < VEC; ++v)
+        if (key[u][v] > thr) *o++ = p0 + (u32)(u * THREADS * VEC + v);
     }
+    return r.total;
   }
   template <class Emit>
   __device__ __forceinline__ void keep_steps(Shared& s, const Cut& c, u32 base, u32& gt_run,
@@ -1008,8 +1003,9 @@ __device__ __forceinline__ float score_at(const Vecs<L>& ch, int u, int v) {
   return dsa::to_float(x.e[v]);
 }
 
-// The keys of loaded vectors (0 past `end`); widens [lo, hi] to cover them.
-template <bool FULL, int L>
+// The keys of loaded vectors (0 past `end`); widens [lo, hi] to cover them. RAW: NaNs keep
+// their raw keys (raw_key), for the caller to check [lo, hi] and fix (fix_nans).
+template <bool FULL, bool RAW = false, int L>
 __device__ __forceinline__ RegisterKeys<L, FULL> keys_of(const Vecs<L>& ch, u32 c0, u32 end,
                                                          u32& lo, u32& hi) {
   RegisterKeys<L, FULL> r;
@@ -1019,7 +1015,8 @@ __device__ __forceinline__ RegisterKeys<L, FULL> keys_of(const Vecs<L>& ch, u32 
 #pragma unroll
     for (int v = 0; v < VEC; ++v) {
       const bool in = FULL || c0 + (u * THREADS + threadIdx.x) * VEC + v < end;
-      const u32 key = in ? order_key(score_at(ch, u, v)) : 0u;
+      const float f = score_at(ch, u, v);
+      const u32 key = in ? (RAW ? raw_key(f) : order_key(f)) : 0u;
       r.key[u][v] = key;
       if (in) { lo = min(lo, key); hi = max(hi, key); }
     }
@@ -1246,6 +1243,70 @@ __device__ __noinline__ void write_cut_out_of_line(const Params& p, Shared& s, u
   write_cut(p, s, buf, src, c, total, row, rank, P);
 }
 
+// out[j] = map(x_j) for j in [0, n), where out - lead is 16-byte aligned and vals(q) gives
+// x_j for the four j in [4q - lead, 4q - lead + 4): a whole vector with one store, a partial
+// first or last one element by element. Paged: a vector's four page-table entries are read
+// before any is used.
+template <class Vals>
+__device__ __forceinline__ void store_mapped(i32* out, u32 lead, u32 n, const IndexMap& map,
+                                             Vals vals) {
+  i32* line = out - lead;
+  const u32 end = lead + n;
+  for (u32 q = threadIdx.x; 4 * q < end; q += THREADS) {
+    const uint4 raw = vals(q);
+    const u32 x[4] = {raw.x, raw.y, raw.z, raw.w};
+    i32 m[4];
+#pragma unroll
+    for (int i = 0; i < 4; ++i) m[i] = 4 * q + i >= lead && 4 * q + i < end ? (i32)x[i] : -1;
+    if (map.kind == 2) {
+      i32 ent[4];
+#pragma unroll
+      for (int i = 0; i < 4; ++i) ent[i] = map.entry(m[i]);
+#pragma unroll
+      for (int i = 0; i < 4; ++i) m[i] = map.paged(m[i], ent[i]);
+    } else {
+#pragma unroll
+      for (int i = 0; i < 4; ++i) m[i] = map(m[i]);
+    }
+    if (4 * q >= lead && 4 * q + 4 <= end) {
+      reinterpret_cast<int4*>(line)[q] = make_int4(m[0], m[1], m[2], m[3]);
+    } else {
+#pragma unroll
+      for (int i = 0; i < 4; ++i)
+        if (4 * q + i >= lead && 4 * q + i < end) line[4 * q + i] = m[i];
+    }
+  }
+}
+
+// Elements of `out` before its 16-byte line.
+__device__ __forceinline__ u32 lead_of(const i32* out) {
+  return (u32)(reinterpret_cast<u64>(out) >> 2) & 3u;
+}
+
+// Copy the n positions staged from stage[lead] (lead = lead_of(out)) to out[0, n), mapped.
+// Out of line: inlined, it cost the streaming loop spills (ptxas).
+__device__ __noinline__ void flush_stage(const u32* stage, u32 lead, u32 n, i32* out,
+                                         const IndexMap map) {
+  static_assert(KMAX + 3 <= 2 * BINS + 4, "a row's positions fit the stage");
+  store_mapped(out, lead, n, map,
+               [&](u32 q) { return reinterpret_cast<const uint4*>(stage)[q]; });
+}
+
+// A row whose len <= k candidates are all in the set, in index order: out[j] = map(j) for
+// j < len, -1 after.
+__device__ __forceinline__ void write_all(i32* out, u32 len, u32 k, const IndexMap& map) {
+  const u32 lead = lead_of(out);
+  store_mapped(out, lead, k, map, [&](u32 q) {
+    u32 x[4];
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const u32 j = 4 * q + i - lead;  // wraps for the slots before out (not stored)
+      x[i] = j < len ? j : 0xffffffffu;
+    }
+    return make_uint4(x[0], x[1], x[2], x[3]);
+  });
+}
+
 // The keys of a source above a threshold cut, written in index order: one compare a key and
 // one block scan (a strip of the buffer, or all of a CTA's registers).
 template <class Src>
@@ -1260,14 +1321,17 @@ __device__ __forceinline__ void write_above(const Params& p, Shared& s, const Sr
     cluster_sync();
     base = __reduce_add_sync(0xffffffffu, lane_slot(s.gt_from, rank, 0u));
   }
-  const IndexMap map = s.map;
-  if (map.kind == 0)
-    src.template put_above<false>(s, r, thr, out + base, [](u32 idx) { return (i32)idx; });
-  else if (map.kind == 1)
-    src.template put_above<false>(s, r, thr, out + base,
-                                  [&](u32 idx) { return (i32)idx + map.offset; });
-  else
-    src.template put_above<true>(s, r, thr, out + base, map);
+  if constexpr (Src::IN_REGISTERS) {
+    // Staged in shared memory first, so that the output takes whole 16-byte stores and a
+    // thread's writes need no 64-bit address arithmetic each.
+    i32* to = out + base;
+    const u32 lead = lead_of(to);
+    const u32 n = src.stage_above(s, r, thr, s.stage + lead);
+    __syncthreads();
+    flush_stage(s.stage, lead, n, to, s.map);
+  } else {
+    src.put_above(s, thr, out + base, s.map);
+  }
   if (rank == 0)
     for (u32 j = min(total, k) + threadIdx.x; j < k; j += THREADS) out[j] = -1;
 }
@@ -1288,7 +1352,7 @@ __device__ __forceinline__ void local_floor(Shared& s, const Src& src, u32 n, u3
 }
 
 // Select the row's top-k over the P sources of its cluster (this CTA's holds n keys in
-// [lo, hi], or none with lo > hi) and write it.
+// [lo, hi], block-wide, or none with lo > hi) and write it.
 template <class Src>
 __device__ void finish(const Params& p, Shared& s, u64* buf, u32* chist, const Src& src, u32 n,
                        u32 lo, u32 hi, int row, u32 rank, u32 P) {
@@ -1296,7 +1360,6 @@ __device__ void finish(const Params& p, Shared& s, u64* buf, u32* chist, const S
   // The union's size decides whether anything must be cut; its key range sets the digits.
   u32 total = n, cands = n;
   bool below = false;
-  block_minmax(s, lo, hi);
   if (P > 1) {
     // Keys held in registers are many: each CTA first finds a floor its share of k reaches,
     // and the row's select starts from the least of those floors when the keys above them
@@ -1341,7 +1404,22 @@ __device__ __forceinline__ void resident(const Params& p, Shared& s, u64* buf, u
                                          const Vecs<RES_LOADS>& raw, u32 s0, u32 s1, int row,
                                          u32 rank, u32 P) {
   u32 lo = 0xffffffffu, hi = 0u;
-  const auto keys = keys_of<FULL>(raw, s0, s1, lo, hi);
+  auto keys = keys_of<FULL, true>(raw, s0, s1, lo, hi);
+  block_minmax(s, lo, hi);
+  if (lo <= hi && (is_nan_key(lo) || is_nan_key(hi))) {  // rare: a NaN, its raw key at an end of the range
+    lo = 0xffffffffu;
+    hi = 0u;
+#pragma unroll
+    for (int u = 0; u < RES_LOADS; ++u)
+#pragma unroll
+      for (int v = 0; v < VEC; ++v)
+        if (FULL || keys.position(u, v) < s1) {
+          keys.key[u][v] = canonical(keys.key[u][v]);
+          lo = min(lo, keys.key[u][v]);
+          hi = max(hi, keys.key[u][v]);
+        }
+    block_minmax(s, lo, hi);
+  }
   finish(p, s, buf, chist, keys, s1 - s0, lo, hi, row, rank, P);
 }
 
@@ -1385,8 +1463,7 @@ extern "C" __global__ void __launch_bounds__(THREADS, MIN_BLOCKS) DSA_ENTRY_TOPK
     // Every candidate is in the set and the order is by index: no score needs reading. The
     // whole cluster takes this branch, so no cluster barrier is skipped by some of it.
     i32* out = p.out + (i64)row * p.k;
-    if (rank == 0)
-      for (int j = threadIdx.x; j < p.k; j += THREADS) out[j] = map(j < len ? j : -1);
+    if (rank == 0) write_all(out, (u32)len, (u32)p.k, map);
     return;
   }
   if (threadIdx.x == 0) { s.kth = 0; s.list_n = 0; s.map = map; }
@@ -1416,6 +1493,7 @@ extern "C" __global__ void __launch_bounds__(THREADS, MIN_BLOCKS) DSA_ENTRY_TOPK
     st = stream_pass(s, buf, rowp, s0, s1, (u32)p.k, tie_large, P, guess);
     if (!guess || st.seen >= (u32)p.k || st.seen == s1 - s0) break;  // else the guess was too high
   }
+  block_minmax(s, st.lo, st.hi);
   finish(p, s, buf, chist, BufferKeys{buf, st.n}, st.n, st.lo, st.hi, row, rank, P);
 #endif
 }
