@@ -7,7 +7,7 @@ use crate::error::{CliError, Result};
 use crate::table::Table;
 use dsa_benches::Gpu;
 use dsa_benches::workload::{TopkWorkload, median_us};
-use dsa_jit_cache::tuning::{Entry, TuningDb, topk_bucket};
+use dsa_jit_cache::tuning::{Entry, TuningDb};
 use dsa_topk::variant::{MAX_CLUSTER, RESIDENT, THREADS, WIDE_RESIDENT};
 use dsa_topk::{TopkConfig, TopkPlan, Transform, Tuning};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -165,13 +165,11 @@ fn topk(path: &Path, a: &TopkShapeArgs) -> Result<()> {
             }
             bar.inc(1);
         }
-        let bucket = topk_bucket(heuristic.kmax_class(), shape.rows, shape.stride);
-        let mut entry = Entry::new(
+        let mut entry = Entry::topk(
             &gpu.name,
             &gpu.arch.to_string(),
-            "topk",
             &config.dtype.to_string(),
-            &bucket,
+            (heuristic.kmax_class(), shape.rows, shape.stride),
             params(&best.0),
         );
         entry.default_params = params(&heuristic)
@@ -184,7 +182,7 @@ fn topk(path: &Path, a: &TopkShapeArgs) -> Result<()> {
         table.push(vec![
             config.dtype.to_string(),
             shape.to_string(),
-            bucket,
+            entry.bucket.clone(),
             label(&heuristic),
             format!("{default_us:.1}"),
             label(&best.0),

@@ -98,6 +98,19 @@ impl Entry {
         }
     }
 
+    /// A top-k entry with no measurement attached, for the bucket of (`k_class`, `rows`,
+    /// `stride`) ([`topk_bucket`]).
+    pub fn topk<'a>(
+        gpu: &str,
+        arch: &str,
+        dtype: &str,
+        (k_class, rows, stride): (u32, usize, usize),
+        params: impl IntoIterator<Item = (&'a str, u64)>,
+    ) -> Self {
+        let bucket = topk_bucket(k_class, rows, stride);
+        Entry::new(gpu, arch, "topk", dtype, &bucket, params)
+    }
+
     /// `default_us / tuned_us` (1.0 when not measured).
     pub fn speedup(&self) -> f64 {
         if self.tuned_us > 0.0 && self.default_us > 0.0 {

@@ -438,12 +438,11 @@ mod tests {
         use dsa_jit_cache::tuning::Entry;
         let (rows, stride) = (1, 8192);
         let mut db = TuningDb::empty();
-        db.upsert(Entry::new(
+        db.upsert(Entry::topk(
             "NVIDIA H100 80GB HBM3",
             "sm_90a",
-            "topk",
             "f32",
-            &topk_bucket(2048, rows, stride),
+            (2048, rows, stride),
             [("threads", 1024), ("keys", 32)],
         ));
         let plan = |tuning| {

@@ -4,7 +4,7 @@
 //! set at its start.
 
 use dsa_jit_cache::DeviceInfo;
-use dsa_jit_cache::tuning::{Entry, TUNING_DB_ENV, TuningDb, topk_bucket};
+use dsa_jit_cache::tuning::{Entry, TUNING_DB_ENV, TuningDb};
 use dsa_topk::{ScoreDtype, TopkConfig, TopkPlan, Tuning};
 
 #[test]
@@ -23,12 +23,11 @@ fn a_tuned_entry_is_picked_up_by_the_planner() {
     assert_eq!(heuristic.variant().threads, 1024);
 
     let mut db = TuningDb::empty();
-    db.upsert(Entry::new(
+    db.upsert(Entry::topk(
         "NVIDIA H100 80GB HBM3",
         "sm_90a",
-        "topk",
         "f32",
-        &topk_bucket(2048, rows, stride),
+        (2048, rows, stride),
         [("threads", 256)],
     ));
     let dir = tempfile::tempdir().unwrap();
