@@ -102,18 +102,17 @@ static_assert(TILE % CHUNK == 0, "segments are whole chunks");
 // when some segment may stream, else KMAX for the sort (none for index order).
 constexpr u32 SMEM_CLUSTER = 3 * BINS * 4;
 
+// Float bits to an unsigned order: negative ~b, else b with the sign bit set.
+__device__ __forceinline__ u32 flip_sign(u32 b) { return b ^ ((u32)((i32)b >> 31) | 0x80000000u); }
+
 __device__ __forceinline__ u32 order_key(float f) {
-  f = __fadd_rn(f, 0.0f);                                // -0.0 + 0.0 = +0.0
-  const u32 b = f != f ? 0x7fffffffu : __float_as_uint(f);  // one NaN, above +inf
-  return b ^ ((u32)((i32)b >> 31) | 0x80000000u);        // negative: ~b, else set the sign bit
+  f = __fadd_rn(f, 0.0f);                                   // -0.0 + 0.0 = +0.0
+  return flip_sign(f != f ? 0x7fffffffu : __float_as_uint(f));  // one NaN, above +inf
 }
 
 // order_key without the NaN step: a NaN's key is then above +inf's (sign clear) or below
 // -inf's (sign set, possibly 0), and `canonical` makes it order_key's.
-__device__ __forceinline__ u32 raw_key(float f) {
-  const u32 b = __float_as_uint(__fadd_rn(f, 0.0f));
-  return b ^ ((u32)((i32)b >> 31) | 0x80000000u);
-}
+__device__ __forceinline__ u32 raw_key(float f) { return flip_sign(__float_as_uint(__fadd_rn(f, 0.0f))); }
 __device__ __forceinline__ bool is_nan_key(u32 raw) { return raw < 0x007fffffu || raw > 0xff800000u; }
 __device__ __forceinline__ u32 canonical(u32 raw) { return is_nan_key(raw) ? 0xffffffffu : raw; }
 
