@@ -1003,7 +1003,8 @@ __device__ __forceinline__ float score_at(const Vecs<L>& ch, int u, int v) {
 }
 
 // The keys of loaded vectors (0 past `end`); widens [lo, hi] to cover them. RAW: NaNs keep
-// their raw keys (raw_key), for the caller to check [lo, hi] and fix (fix_nans).
+// their raw keys (raw_key); the caller checks the block's [lo, hi] for one and then makes
+// the keys canonical (`resident`).
 template <bool FULL, bool RAW = false, int L>
 __device__ __forceinline__ RegisterKeys<L, FULL> keys_of(const Vecs<L>& ch, u32 c0, u32 end,
                                                          u32& lo, u32& hi) {
