@@ -7,10 +7,10 @@
 // command line: see build.sh), launches ROWS * P CTAs (clusters of P) over random scores
 // (uniform in [-8, 8), as `dsa bench`; DATA=1 or 2 mixes in special values or makes ties),
 // checks sampled rows against a CPU sort (tie small, index order) and prints the median of
-// ITERS runs timed with CUDA events, inputs rotated over at least 192 MB. Before each timed run PAD=2 (default) queues a clock loop, PAD=1 a 64 MiB
-// memset (the session-6 method), PAD=0 nothing. Built with -DTIMELINE over the copy that
-// timeline.py makes, it also prints per-phase times of the CTAs (%globaltimer after a block
-// barrier at each phase boundary).
+// ITERS runs timed with CUDA events, inputs rotated over at least 192 MB. Before each timed
+// run PAD=2 (default) queues a clock loop, PAD=1 a 64 MiB memset (the session-6 method),
+// PAD=0 nothing. Built with -DTIMELINE over the copy that timeline.py makes, it also prints
+// per-phase times of the CTAs (%globaltimer after a block barrier at each phase boundary).
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
