@@ -50,6 +50,9 @@
 
 namespace topk {
 
+// The fused index transform (Params::transform; launch.rs sets these numbers).
+enum MapKind : i32 { MAP_NONE = 0, MAP_RAGGED = 1, MAP_PAGED = 2 };
+
 struct Params {
   const void* scores;
   const i32* lengths;
@@ -65,7 +68,7 @@ struct Params {
   i32 k;
   i32 tie_large;          // 0: equal keys prefer the smaller index, 1: the larger
   i32 sorted;             // 0: ascending index, 1: by the total order
-  i32 transform;          // 0: none, 1: ragged, 2: paged
+  i32 transform;          // a MapKind
   i32 page_log2;          // paged: log2(page size)
   i32 num_req;            // paged: rows of page_table
   i32 pt_cols;            // paged: valid columns per page_table row
@@ -230,14 +233,14 @@ __device__ __forceinline__ void row_sync(u32 P) {
 // through the read-only path, so that a thread's lookups can all be in flight before its first
 // store (a plain load would wait for every earlier store to `out`, which it might alias).
 struct IndexMap {
-  i32 kind;       // 0: none, 1: ragged, 2: paged
-  i32 offset;     // ragged: the row's offset
+  i32 kind;       // a MapKind
+  i32 offset;     // ragged: the row's offset (0 for the other kinds)
   const i32* pt;  // paged: the row's request's page-table row (null: the row has no request)
   i32 cols;       // paged: valid entries of `pt`
   i32 log2;       // paged: log2(page size)
   __device__ __forceinline__ i32 operator()(i32 idx) const {
-    if (idx < 0 || kind == 0) return idx;
-    if (kind == 1) return idx + offset;
+    if (idx < 0 || kind == MAP_NONE) return idx;
+    if (kind == MAP_RAGGED) return idx + offset;
     return paged(idx, entry(idx));
   }
   // Paged, in two steps, so that a thread's lookups are all issued before any is used: the
@@ -715,7 +718,7 @@ struct BufferKeys {
 #pragma unroll
         for (int v = 0; v < 2; ++v)
           m[u][v] = (u32)(e[u][v] >> 32) > thr ? (i32)(u32)e[u][v] : -1;
-      if (map.kind == 2) {
+      if (map.kind == MAP_PAGED) {
         i32 ent[PAIRS][2];
 #pragma unroll
         for (int u = 0; u < PAIRS; ++u)
@@ -789,6 +792,19 @@ struct RegisterKeys {
       r.total += total;
     }
     return r;
+  }
+  // out[at] = position + offset for each key above `thr` (`r` from rank_above), straight from
+  // the registers: the unpaged maps (ragged adds the row's offset, plain adds 0).
+  __device__ __forceinline__ void put_above(const Ranks<L>& r, u32 thr, i32* out,
+                                            i32 offset) const {
+    const i32 p0 = (i32)(s0 + threadIdx.x * VEC) + offset;
+#pragma unroll
+    for (int u = 0; u < L; ++u) {
+      i32* o = out + r.at[u];
+#pragma unroll
+      for (int v = 0; v < VEC; ++v)
+        if (key[u][v] > thr) *o++ = p0 + u * THREADS * VEC + v;
+    }
   }
   // Stage the position of each key above `thr` at its rank (`r` from rank_above); returns the
   // CTA's count.
@@ -938,8 +954,8 @@ __device__ __forceinline__ int find_request(const Params& p, int row) {
 
 __device__ __forceinline__ IndexMap index_map(const Params& p, int row) {
   IndexMap m{p.transform, 0, nullptr, p.pt_cols, p.page_log2};
-  if (p.transform == 1) m.offset = __ldg(p.offsets + row);
-  if (p.transform == 2) {
+  if (p.transform == MAP_RAGGED) m.offset = __ldg(p.offsets + row);
+  if (p.transform == MAP_PAGED) {
     const int req = find_request(p, row);
     if (req >= 0 && req < p.num_req) m.pt = p.page_table + (i64)req * p.pt_stride;
   }
@@ -951,7 +967,7 @@ __device__ __forceinline__ IndexMap index_map(const Params& p, int row) {
 // short next to k): then most of their sectors are read by the lookups anyway, where a long
 // segment's k lookups touch a small share of its entries.
 __device__ __forceinline__ void prefetch_pages(const IndexMap& m, u32 s0, u32 s1, u32 k) {
-  if (m.kind != 2 || !m.pt || s0 >= s1 || m.cols <= 0) return;
+  if (m.kind != MAP_PAGED || !m.pt || s0 >= s1 || m.cols <= 0) return;
   const u32 first = s0 >> m.log2, last = min((s1 - 1) >> m.log2, (u32)m.cols - 1);
   if (first > last || last - first >= 4 * k) return;
   const u64 end = reinterpret_cast<u64>(m.pt + last + 1);
@@ -1258,7 +1274,7 @@ __device__ __forceinline__ void store_mapped(i32* out, u32 lead, u32 n, const In
     i32 m[4];
 #pragma unroll
     for (int i = 0; i < 4; ++i) m[i] = 4 * q + i >= lead && 4 * q + i < end ? (i32)x[i] : -1;
-    if (map.kind == 2) {
+    if (map.kind == MAP_PAGED) {
       i32 ent[4];
 #pragma unroll
       for (int i = 0; i < 4; ++i) ent[i] = map.entry(m[i]);
@@ -1322,13 +1338,18 @@ __device__ __forceinline__ void write_above(const Params& p, Shared& s, const Sr
     base = __reduce_add_sync(0xffffffffu, lane_slot(s.gt_from, rank, 0u));
   }
   if constexpr (Src::IN_REGISTERS) {
-    // Staged in shared memory first, so that the output takes whole 16-byte stores and a
-    // thread's writes need no 64-bit address arithmetic each.
-    i32* to = out + base;
-    const u32 lead = lead_of(to);
-    const u32 n = src.stage_above(s, r, thr, s.stage + lead);
-    __syncthreads();
-    flush_stage(s.stage, lead, n, to, s.map);
+    const IndexMap map = s.map;
+    if (map.kind == MAP_PAGED) {
+      // Paged: staged in shared memory first, so that a thread's page-table lookups are all
+      // in flight together and the output takes whole 16-byte stores.
+      i32* to = out + base;
+      const u32 lead = lead_of(to);
+      const u32 n = src.stage_above(s, r, thr, s.stage + lead);
+      __syncthreads();
+      flush_stage(s.stage, lead, n, to, map);
+    } else {
+      src.put_above(r, thr, out + base, map.offset);
+    }
   } else {
     src.put_above(s, thr, out + base, s.map);
   }
