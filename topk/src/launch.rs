@@ -81,7 +81,7 @@ struct Params {
     k: i32,
     tie_large: i32,
     sorted: i32,
-    transform: i32,
+    transform: i32, // topk.cu's MapKind: 0 none, 1 ragged, 2 paged
     page_log2: i32,
     num_req: i32,
     pt_cols: i32,
