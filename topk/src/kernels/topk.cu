@@ -793,31 +793,25 @@ struct RegisterKeys {
     }
     return r;
   }
-  // out[at] = position + offset for each key above `thr` (`r` from rank_above), straight from
-  // the registers: the unpaged maps (ragged adds the row's offset, plain adds 0).
-  __device__ __forceinline__ void put_above(const Ranks<L>& r, u32 thr, i32* out,
-                                            i32 offset) const {
-    const i32 p0 = (i32)(s0 + threadIdx.x * VEC) + offset;
+  // out[rank] = position + offset for each key above `thr` (`r` from rank_above): straight to
+  // the output for the unpaged maps (ragged adds the row's offset, plain 0), or to the stage.
+  template <class T>
+  __device__ __forceinline__ void scatter_above(const Ranks<L>& r, u32 thr, T* out,
+                                                T offset) const {
+    const T p0 = (T)(s0 + threadIdx.x * VEC) + offset;
 #pragma unroll
     for (int u = 0; u < L; ++u) {
-      i32* o = out + r.at[u];
+      T* o = out + r.at[u];
 #pragma unroll
       for (int v = 0; v < VEC; ++v)
-        if (key[u][v] > thr) *o++ = p0 + u * THREADS * VEC + v;
+        if (key[u][v] > thr) *o++ = p0 + (T)(u * THREADS * VEC + v);
     }
   }
   // Stage the position of each key above `thr` at its rank (`r` from rank_above); returns the
   // CTA's count.
   __device__ __forceinline__ u32 stage_above(Shared&, const Ranks<L>& r, u32 thr,
                                              u32* stage) const {
-    const u32 p0 = s0 + threadIdx.x * VEC;
-#pragma unroll
-    for (int u = 0; u < L; ++u) {
-      u32* o = stage + r.at[u];
-#pragma unroll
-      for (int v = 0; v < VEC; ++v)
-        if (key[u][v] > thr) *o++ = p0 + (u32)(u * THREADS * VEC + v);
-    }
+    scatter_above(r, thr, stage, 0u);
     return r.total;
   }
   template <class Emit>
@@ -1348,7 +1342,7 @@ __device__ __forceinline__ void write_above(const Params& p, Shared& s, const Sr
       __syncthreads();
       flush_stage(s.stage, lead, n, to, map);
     } else {
-      src.put_above(r, thr, out + base, map.offset);
+      src.scatter_above(r, thr, out + base, map.offset);
     }
   } else {
     src.put_above(s, thr, out + base, s.map);
